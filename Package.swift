@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+// Equicast: gossip-based firmware distribution for fleets of ARM Linux devices.
+//
+// Layering (ARCHITECTURE.md): C system modules -> pure byte transforms (Crypto, Compression) -> the sans-IO
+// protocol core -> POSIX driver -> the daemon. Every target listed under "device code" is also compiled in
+// Embedded Swift by cross/build.sh, so it must stay inside the Embedded subset (typed throws, no Foundation,
+// no existentials of non-class protocols).
+import PackageDescription
+
+let package = Package(
+    name: "Equicast",
+    products: [
+        .executable(name: "equicastd", targets: ["equicastd"]),
+    ],
+    targets: [
+        // MARK: C system libraries and our own C shims
+        .systemLibrary(
+            name: "CSodium", pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(
+            name: "CZlib", pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(
+            name: "CNetSNMP", pkgConfig: "netsnmp-agent",
+            providers: [.apt(["libsnmp-dev"])]),
+        .target(name: "CEquicastShims"),
+
+        // MARK: device code (also built in Embedded Swift by cross/)
+        .target(name: "EquicastCrypto", dependencies: ["CSodium"]),
+        .target(name: "EquicastCompression", dependencies: ["CZlib"]),
+        .target(name: "EquicastCore", dependencies: ["EquicastCrypto", "EquicastCompression"]),
+        .target(name: "EquicastPosix", dependencies: ["CEquicastShims", "EquicastCrypto", "EquicastCore"]),
+        .target(
+            name: "EquicastAgent",
+            dependencies: ["CEquicastShims", "EquicastCore", "EquicastPosix", "EquicastCrypto", "EquicastCompression"]),
+        .executableTarget(name: "equicastd", dependencies: ["EquicastAgent", "CEquicastShims", "EquicastCrypto"]),
+
+        // MARK: tests
+        .testTarget(name: "EquicastCryptoTests", dependencies: ["EquicastCrypto"]),
+        .testTarget(name: "EquicastCompressionTests", dependencies: ["EquicastCompression"]),
+        .testTarget(name: "EquicastCoreTests", dependencies: ["EquicastCore", "EquicastCrypto"]),
+        .testTarget(name: "EquicastPosixTests", dependencies: ["EquicastPosix", "EquicastCrypto"]),
+        .testTarget(name: "EquicastAgentTests", dependencies: ["EquicastAgent"]),
+    ]
+)

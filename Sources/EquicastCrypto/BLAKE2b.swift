@@ -1,0 +1,105 @@
+import CSodium
+
+/// BLAKE2b (RFC 7693) through libsodium's `crypto_generichash`: content addresses of chunks and images
+/// (BLAKE2b-256), the member-list digest, and the keyed MAC of unencrypted frames.
+public enum BLAKE2b {
+    /// Digest length used for content addresses (256 bits).
+    public static let digestByteCount = 32
+    /// Tag length of the keyed MAC on unencrypted frames (128 bits, the same strength as the AEAD tag).
+    public static let macByteCount = 16
+    /// Largest key libsodium's BLAKE2b accepts.
+    public static let keyByteCountMax = 64
+
+    /// One-shot BLAKE2b of `data` with an output of `outputByteCount` bytes (16...64).
+    public static func hash(_ data: UnsafeRawBufferPointer, outputByteCount: Int = digestByteCount) -> [UInt8] {
+        precondition(outputByteCount >= 16 && outputByteCount <= 64, "BLAKE2b output must be 16...64 bytes")
+        Sodium.ensureInitialized()
+        var out = [UInt8](repeating: 0, count: outputByteCount)
+        out.withUnsafeMutableBufferPointer { o in
+            _ = crypto_generichash(
+                o.baseAddress!, outputByteCount, data.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                UInt64(data.count), nil, 0)
+        }
+        return out
+    }
+
+    /// One-shot BLAKE2b-256 of an array.
+    public static func hash(_ data: [UInt8], outputByteCount: Int = digestByteCount) -> [UInt8] {
+        data.withUnsafeBytes { hash($0, outputByteCount: outputByteCount) }
+    }
+
+    /// Keyed BLAKE2b: a MAC of `data` under `key` (BLAKE2b's own keyed mode, which needs no HMAC wrapper).
+    public static func mac(
+        _ data: UnsafeRawBufferPointer, key: SymmetricKey, outputByteCount: Int = macByteCount
+    ) -> [UInt8] {
+        precondition(outputByteCount >= 16 && outputByteCount <= 64, "BLAKE2b MAC must be 16...64 bytes")
+        Sodium.ensureInitialized()
+        var out = [UInt8](repeating: 0, count: outputByteCount)
+        out.withUnsafeMutableBufferPointer { o in
+            key.withUnsafeKey { k in
+                _ = crypto_generichash(
+                    o.baseAddress!, outputByteCount, data.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                    UInt64(data.count), k, SymmetricKey.byteCount)
+            }
+        }
+        return out
+    }
+
+    /// Keyed BLAKE2b of an array.
+    public static func mac(_ data: [UInt8], key: SymmetricKey, outputByteCount: Int = macByteCount) -> [UInt8] {
+        data.withUnsafeBytes { mac($0, key: key, outputByteCount: outputByteCount) }
+    }
+}
+
+/// Streaming BLAKE2b for inputs too large to hold in memory (firmware images, assembled files). The libsodium
+/// state needs 64-byte alignment, so it lives in memory this object allocates rather than in a Swift struct.
+public final class BLAKE2bHasher {
+    private let state: UnsafeMutableRawPointer
+    private let outputByteCount: Int
+    private var finished = false
+
+    /// Starts a hash with `outputByteCount` bytes of output, keyed when `key` is given.
+    public init(outputByteCount: Int = BLAKE2b.digestByteCount, key: SymmetricKey? = nil) {
+        precondition(outputByteCount >= 16 && outputByteCount <= 64, "BLAKE2b output must be 16...64 bytes")
+        Sodium.ensureInitialized()
+        self.outputByteCount = outputByteCount
+        state = UnsafeMutableRawPointer.allocate(byteCount: crypto_generichash_statebytes(), alignment: 64)
+        let typed = OpaquePointer(state)
+        if let key {
+            key.withUnsafeKey { k in _ = crypto_generichash_init(typed, k, SymmetricKey.byteCount, outputByteCount) }
+        } else {
+            _ = crypto_generichash_init(typed, nil, 0, outputByteCount)
+        }
+    }
+
+    deinit {
+        sodium_memzero(state, crypto_generichash_statebytes())
+        state.deallocate()
+    }
+
+    /// Adds bytes to the hash.
+    public func update(_ data: UnsafeRawBufferPointer) {
+        precondition(!finished, "BLAKE2bHasher used after finalize()")
+        guard !data.isEmpty else { return }
+        _ = crypto_generichash_update(
+            OpaquePointer(state),
+            data.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(data.count))
+    }
+
+    /// Adds an array's bytes to the hash.
+    public func update(_ data: [UInt8]) {
+        data.withUnsafeBytes { update($0) }
+    }
+
+    /// Ends the hash and returns the digest; the hasher cannot be used afterwards.
+    public func finalize() -> [UInt8] {
+        precondition(!finished, "BLAKE2bHasher finalized twice")
+        finished = true
+        var out = [UInt8](repeating: 0, count: outputByteCount)
+        out.withUnsafeMutableBufferPointer { o in
+            _ = crypto_generichash_final(
+                OpaquePointer(state), o.baseAddress!, outputByteCount)
+        }
+        return out
+    }
+}

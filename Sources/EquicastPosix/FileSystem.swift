@@ -1,0 +1,136 @@
+import CEquicastShims
+
+/// File operations of the agent's state directory. Every write that matters is atomic: a power cut leaves
+/// either the old file or the new one, never a mixture (temp file, fsync, rename, fsync of the directory).
+public enum FileSystem {
+    /// Reads a whole regular file of at most `limit` bytes.
+    public static func readFile(_ path: String, limit: Int) throws(PosixError) -> [UInt8] {
+        let fd = try openFile(path, flags: O_RDONLY, mode: 0)
+        defer { close(fd) }
+        var mode: UInt32 = 0
+        var size: UInt64 = 0
+        let kind = equicast_fstat_mode_size(fd, &mode, &size)
+        if kind < 0 { throw .file(path: path, operation: "stat", errno: equicast_errno()) }
+        if kind != 0 { throw .notRegularFile(path: path) }
+        if size > UInt64(limit) { throw .fileTooLarge(path: path, size: size, limit: limit) }
+        return try readAll(fd, path: path, limit: limit)
+    }
+
+    /// Permission bits of a file (e.g. 0o600).
+    public static func permissions(_ path: String) throws(PosixError) -> UInt32 {
+        let fd = try openFile(path, flags: O_RDONLY, mode: 0)
+        defer { close(fd) }
+        var mode: UInt32 = 0
+        var size: UInt64 = 0
+        if equicast_fstat_mode_size(fd, &mode, &size) < 0 {
+            throw .file(path: path, operation: "stat", errno: equicast_errno())
+        }
+        return mode
+    }
+
+    /// Replaces `path` with `bytes` atomically, creating it with `mode` (umask still applies).
+    /// On any failure the previous content of `path` is untouched and the temporary file is removed.
+    public static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: UInt32 = 0o644) throws(PosixError) {
+        let temp = path + ".tmp"
+        let fd = try openFile(temp, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
+        do throws(PosixError) {
+            try writeAll(fd, bytes, path: temp)
+            if fsync(fd) != 0 { throw PosixError.file(path: temp, operation: "fsync", errno: equicast_errno()) }
+            // fchmod: a temp file left by an earlier crash may carry other permissions.
+            if fchmod(fd, mode_t(mode)) != 0 {
+                throw PosixError.file(path: temp, operation: "chmod", errno: equicast_errno())
+            }
+        } catch {
+            close(fd)
+            unlink(temp)
+            throw error
+        }
+        close(fd)
+        if rename(temp, path) != 0 {
+            let code = equicast_errno()
+            unlink(temp)
+            throw .file(path: path, operation: "rename into place", errno: code)
+        }
+        try syncDirectory(containing: path)
+    }
+
+    /// Removes a file; a missing file is not an error.
+    public static func remove(_ path: String) throws(PosixError) {
+        if unlink(path) != 0 {
+            let code = equicast_errno()
+            if code != ENOENT { throw .file(path: path, operation: "remove", errno: code) }
+        }
+    }
+
+    /// True when `path` exists (any kind of file).
+    public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    /// Creates a directory with `mode` unless it exists already.
+    public static func makeDirectory(_ path: String, mode: UInt32 = 0o700) throws(PosixError) {
+        if mkdir(path, mode_t(mode)) != 0 {
+            let code = equicast_errno()
+            if code != EEXIST { throw .file(path: path, operation: "create directory", errno: code) }
+        }
+    }
+
+    /// Bytes free for an unprivileged writer on the file system that holds `path`.
+    public static func freeBytes(_ path: String) throws(PosixError) -> UInt64 {
+        var bytes: UInt64 = 0
+        if equicast_free_bytes(path, &bytes) != 0 {
+            throw .file(path: path, operation: "statvfs", errno: equicast_errno())
+        }
+        return bytes
+    }
+
+    static func openFile(_ path: String, flags: Int32, mode: UInt32) throws(PosixError) -> Int32 {
+        while true {
+            let fd = equicast_open(path, flags, mode)
+            if fd >= 0 { return fd }
+            let code = equicast_errno()
+            if code == EINTR { continue }
+            throw .file(path: path, operation: "open", errno: code)
+        }
+    }
+
+    static func readAll(_ fd: Int32, path: String, limit: Int) throws(PosixError) -> [UInt8] {
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n == 0 { return out }
+            if n < 0 {
+                let code = equicast_errno()
+                if code == EINTR { continue }
+                throw .file(path: path, operation: "read", errno: code)
+            }
+            out.append(contentsOf: buffer[0..<n])
+            // The file grew while being read: refuse rather than read without bound.
+            if out.count > limit { throw .fileTooLarge(path: path, size: UInt64(out.count), limit: limit) }
+        }
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(PosixError) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 {
+                let code = equicast_errno()
+                if code == EINTR { continue }
+                throw .file(path: path, operation: "write", errno: code)
+            }
+            offset += n
+        }
+    }
+
+    /// fsync of the directory makes the rename itself durable.
+    static func syncDirectory(containing path: String) throws(PosixError) {
+        let utf8 = Array(path.utf8)
+        var dir = "."
+        if let slash = utf8.lastIndex(of: UInt8(ascii: "/")) {
+            dir = slash == 0 ? "/" : String(decoding: utf8[0..<slash], as: UTF8.self)
+        }
+        let fd = try openFile(dir, flags: O_RDONLY | O_DIRECTORY, mode: 0)
+        defer { close(fd) }
+        if fsync(fd) != 0 { throw .file(path: dir, operation: "fsync directory", errno: equicast_errno()) }
+    }
+}

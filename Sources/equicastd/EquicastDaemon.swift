@@ -1,0 +1,40 @@
+import CEquicastShims
+import EquicastAgent
+import EquicastCrypto
+
+/// equicastd: the Equicast device agent.
+@main
+struct EquicastDaemon {
+    static let usage = """
+        usage: equicastd COMMAND
+          selftest    run the built-in known-answer and loopback tests; exit status 0 when all pass
+          version     print the agent and library versions
+        """
+
+    static func main() {
+        let args = ProcessArguments.all
+        let command = args.count > 1 ? args[1] : ""
+        switch command {
+        case "selftest":
+            exit(runSelfTest())
+        case "version", "--version":
+            print("equicastd \(AgentVersion.string) (protocol v1, profile Lite; libsodium \(Sodium.version))")
+        case "help", "--help", "-h":
+            print(usage)
+        default:
+            printError(command.isEmpty ? "equicastd: no command given" : "equicastd: unknown command '\(command)'")
+            printError(usage)
+            exit(2)
+        }
+    }
+
+    static func runSelfTest() -> Int32 {
+        var test = SelfTest()
+        test.run { result in
+            print((result.passed ? "PASS  " : "FAIL  ") + result.name + (result.passed ? "" : ": " + result.detail))
+        }
+        let failed = test.failureCount
+        print("selftest: \(test.results.count - failed) passed, \(failed) failed")
+        return failed == 0 ? 0 : 1
+    }
+}
