@@ -30,9 +30,13 @@ let package = Package(
         .target(name: "EquicastCompression", dependencies: ["CZlib"]),
         .target(name: "EquicastCore", dependencies: ["EquicastCrypto", "EquicastCompression"]),
         .target(name: "EquicastPosix", dependencies: ["CEquicastShims", "EquicastCrypto", "EquicastCore"]),
+        .target(name: "EquicastSNMP", dependencies: ["CNetSNMP", "EquicastCore"]),
         .target(
             name: "EquicastAgent",
-            dependencies: ["CEquicastShims", "EquicastCore", "EquicastPosix", "EquicastCrypto", "EquicastCompression"]),
+            dependencies: [
+                "CEquicastShims", "EquicastCore", "EquicastPosix", "EquicastCrypto", "EquicastCompression",
+                "EquicastSNMP",
+            ]),
         .executableTarget(name: "equicastd", dependencies: ["EquicastAgent", "CEquicastShims", "EquicastCrypto"]),
 
         // MARK: tests

@@ -17,7 +17,7 @@ debs="$here/debs/$arch"
 mkdir -p "$sysroot" "$debs"
 
 base_packages="libc6 libc6-dev linux-libc-dev libgcc-s1 libgcc-12-dev libsodium23 libsodium-dev zlib1g zlib1g-dev"
-snmp_packages="libsnmp40 libsnmp-dev"
+snmp_packages="libsnmp40 libsnmp-dev libssl-dev"
 
 stamp="$sysroot/.equicast-sysroot${snmp:+-snmp}"
 if [ -f "$stamp" ]; then

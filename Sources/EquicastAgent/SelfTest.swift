@@ -3,6 +3,10 @@ import EquicastCore
 import EquicastCrypto
 import EquicastPosix
 
+#if canImport(EquicastSNMP)
+    import EquicastSNMP
+#endif
+
 /// `equicastd selftest`: known-answer tests of every primitive the agent relies on, run inside the agent binary
 /// itself, so a cross-built binary proves on its target that its libsodium, zlib, wire code and sockets work.
 /// The vectors and their sources are in KnownAnswerVectors.swift.
@@ -20,7 +24,7 @@ public struct SelfTest {
 
     /// Runs every check, calling `report` once per check as it completes.
     public mutating func run(report: (Result) -> Void) {
-        let checks: [(String, () -> String?)] = [
+        var checks: [(String, () -> String?)] = [
             ("BLAKE2b-256 and BLAKE2b-512 (RFC 7693)", SelfTest.checkBLAKE2b),
             ("keyed BLAKE2b MAC", SelfTest.checkMAC),
             ("streaming BLAKE2b over 1 MiB", SelfTest.checkStreamingHash),
@@ -32,6 +36,9 @@ public struct SelfTest {
             ("frame sealing and opening (docs/protocol.md)", SelfTest.checkFrames),
             ("UDP round trip on loopback with poll()", SelfTest.checkUDPLoopback),
         ]
+        #if canImport(EquicastSNMP)
+            checks.append(("net-snmp library (BER encoder)", SelfTest.checkNetSNMP))
+        #endif
         for (name, check) in checks {
             let failure = check()
             let result = Result(name: name, passed: failure == nil, detail: failure ?? "ok")
@@ -213,4 +220,15 @@ public struct SelfTest {
             return "\(error)"
         }
     }
+
+    #if canImport(EquicastSNMP)
+        static func checkNetSNMP() -> String? {
+            // INTEGER 42 and -129 in BER (X.690 8.3): tag 02, length, minimal two's complement.
+            guard let a = NetSNMPLibrary.berInteger(42), let b = NetSNMPLibrary.berInteger(-129) else {
+                return "net-snmp \(NetSNMPLibrary.version) refused to encode an INTEGER"
+            }
+            if let e = expectHex("INTEGER 42", a, "02012a") { return e }
+            return expectHex("INTEGER -129", b, "0202ff7f")
+        }
+    #endif
 }
