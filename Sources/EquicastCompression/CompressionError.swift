@@ -1,5 +1,5 @@
 /// Everything that can go wrong in EquicastCompression.
-public enum CompressionError: Error, Equatable, CustomStringConvertible {
+public enum CompressionError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Inflating would produce more than the caller's hard output limit (a decompression bomb, or a chunk larger
     /// than its manifest says).
     case outputLimitExceeded(limit: Int)

@@ -3,7 +3,7 @@ import EquicastCrypto
 /// The fleet key and the sub-keys Equicast derives from it. Every node of a fleet holds the same 32-byte fleet
 /// key; frames are sealed with a derived AEAD key, authenticated-only frames carry a MAC under a separate derived
 /// key, and the key id in each frame header is derived too, so rotating the fleet key changes all three.
-public final class FleetKey {
+public final class FleetKey: Sendable {
     /// Identifies this key in frame headers (derived; not secret, but reveals nothing about the key).
     public let keyID: UInt32
     let aeadKey: SymmetricKey
@@ -25,7 +25,7 @@ public final class FleetKey {
 /// The keys a node accepts: the one it seals with, plus older ones still accepted during a rotation.
 /// Operators rotate by adding the new key everywhere (accepted, not yet used), then making it primary, then
 /// removing the old one.
-public struct FleetKeyring {
+public struct FleetKeyring: Sendable {
     /// At most this many keys at once: current, next and previous cover any rotation.
     public static let keyCountMax = 4
 

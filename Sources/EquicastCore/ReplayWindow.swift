@@ -15,7 +15,7 @@ public struct ReplayWindow: Equatable {
         a.highest == b.highest && a.started == b.started && a.seen == b.seen
     }
 
-    public enum Verdict: Equatable {
+    public enum Verdict: Equatable, Sendable {
         case fresh
         case duplicate
         case stale

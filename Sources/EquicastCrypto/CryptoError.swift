@@ -1,6 +1,6 @@
 /// Everything that can go wrong in EquicastCrypto. Each case names what was wrong, so a message built from it
 /// tells an operator which input to fix.
-public enum CryptoError: Error, Equatable, CustomStringConvertible {
+public enum CryptoError: Error, Equatable, Sendable, CustomStringConvertible {
     /// libsodium could not be initialised (no usable random source).
     case libraryUnavailable
     /// A key, nonce or signature had the wrong number of bytes.

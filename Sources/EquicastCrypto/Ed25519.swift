@@ -8,7 +8,7 @@ public enum Ed25519 {
     public static let signatureByteCount = 64
 
     /// A public key: what devices are configured with to accept releases.
-    public struct PublicKey: Equatable, Hashable {
+    public struct PublicKey: Equatable, Hashable, Sendable {
         public let bytes: [UInt8]
 
         public init(bytes: [UInt8]) throws(CryptoError) {
@@ -46,7 +46,7 @@ public enum Ed25519 {
     }
 
     /// A signing key pair. Only the 32-byte seed is secret and stored; the rest is derived from it.
-    public final class SigningKey {
+    public final class SigningKey: @unchecked Sendable {  // immutable after init, like SymmetricKey
         public let publicKey: PublicKey
         private let secret: UnsafeMutablePointer<UInt8>  // libsodium's 64-byte form: seed || public key
 

@@ -62,8 +62,9 @@ public enum KeyText {
     }
 
     private static func decodeBase64(_ body: [UInt8], byteCount: Int) throws(CryptoError) -> [UInt8] {
-        // Room for one byte more than expected, so an over-long key is reported as such rather than truncated.
-        var out = [UInt8](repeating: 0, count: byteCount + 3)
+        // Base64 never decodes to more bytes than it has characters: room for any length, so an over-long key is
+        // reported with its real length rather than as invalid text.
+        var out = [UInt8](repeating: 0, count: body.count)
         var written = 0
         let status = out.withUnsafeMutableBufferPointer { o in
             body.withUnsafeBufferPointer { b in
@@ -78,7 +79,7 @@ public enum KeyText {
         guard written == byteCount else {
             throw .wrongLength(what: "key", expected: byteCount, found: written)
         }
-        out.removeLast(3)
+        out.removeSubrange(byteCount...)
         return out
     }
 

@@ -2,7 +2,8 @@ import CSodium
 
 /// A 32-byte secret key (fleet key, or a sub-key derived from it). The bytes live in memory this object owns and
 /// are wiped with `sodium_memzero` when the last reference goes away, so a key does not linger in freed memory.
-public final class SymmetricKey {
+/// Sendable: the bytes are written only in init and deinit, so sharing a key between threads is safe.
+public final class SymmetricKey: @unchecked Sendable {
     /// Length of every symmetric key in Equicast: XChaCha20-Poly1305, keyed BLAKE2b and crypto_kdf all use 32.
     public static let byteCount = 32
 
