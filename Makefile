@@ -1,0 +1,43 @@
+# Equicast: `make test` is the project's test command (README.md); CI runs it through .ci/run.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+# Debian packages the build and tests need. The cross sysroots are assembled separately by cross/sysroot.sh.
+DEB_PACKAGES := libsodium-dev zlib1g-dev libsnmp-dev pkg-config qemu-user-static binutils python3
+
+.PHONY: test deps build unit-test cross-test fuzz bench-crypto clean
+
+## test: install what is missing, build, run the unit tests, then the Embedded cross builds and their
+## selftests (aarch64 and armv7hf under qemu, x86_64 natively, and aarch64 with SNMP).
+test: deps build unit-test cross-test
+
+## deps: install missing Debian packages (needs root; otherwise it lists what to install).
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | \
+	  grep -q "install ok installed" || echo "$$p"; done); \
+	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "deps: missing packages: $$missing (run 'make deps' as root)" >&2; exit 1; fi; \
+	echo "deps: installing $$missing"; \
+	for attempt in 1 2 3; do apt-get update -qq && break || { echo "apt-get update failed, retrying" >&2; sleep 15; }; done; \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null
+
+build:
+	swift build
+
+unit-test:
+	swift test
+
+cross-test:
+	cross/build.sh --arch all --test
+	cross/build.sh --arch aarch64 --snmp --test
+
+## fuzz: run the libFuzzer targets for SECONDS each (default 60).
+fuzz:
+	bench/fuzz.sh $${SECONDS_EACH:-60}
+
+## bench-crypto: throughput of our wrappers next to direct C calls; writes bench/results/crypto.txt.
+bench-crypto:
+	bench/crypto.sh
+
+clean:
+	rm -rf .build cross/out bench/out
