@@ -5,11 +5,11 @@ SHELL := /bin/bash
 # Debian packages the build and tests need. The cross sysroots are assembled separately by cross/sysroot.sh.
 DEB_PACKAGES := libsodium-dev zlib1g-dev libsnmp-dev pkg-config qemu-user-static binutils python3
 
-.PHONY: test deps build unit-test cross-test fuzz bench-crypto clean
+.PHONY: test deps lint build unit-test cross-test fuzz bench-crypto clean
 
 ## test: install what is missing, build, run the unit tests, then the Embedded cross builds and their
 ## selftests (aarch64 and armv7hf under qemu, x86_64 natively, and aarch64 with SNMP).
-test: deps build unit-test cross-test
+test: deps lint build unit-test cross-test
 
 ## deps: install missing Debian packages (needs root; otherwise it lists what to install).
 deps:
@@ -20,6 +20,10 @@ deps:
 	echo "deps: installing $$missing"; \
 	for attempt in 1 2 3; do apt-get update -qq && break || { echo "apt-get update failed, retrying" >&2; sleep 15; }; done; \
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null
+
+## lint: swift-format (ships with the toolchain) against the committed .swift-format; warnings fail.
+lint:
+	swift format lint --strict -r Sources Tests bench/swift bench/fuzz Package.swift
 
 build:
 	swift build

@@ -11,6 +11,7 @@ let package = Package(
     name: "Equicast",
     products: [
         .executable(name: "equicastd", targets: ["equicastd"]),
+        .executable(name: "equicast-bench", targets: ["EquicastBench"]),
     ],
     targets: [
         // MARK: C system libraries and our own C shims
@@ -38,6 +39,11 @@ let package = Package(
                 "EquicastSNMP",
             ]),
         .executableTarget(name: "equicastd", dependencies: ["EquicastAgent", "CEquicastShims", "EquicastCrypto"]),
+
+        // MARK: operator-side and benchmark tools (full Swift)
+        .executableTarget(
+            name: "EquicastBench", dependencies: ["EquicastCrypto", "EquicastCompression", "EquicastPosix"],
+            path: "bench/swift/EquicastBench"),
 
         // MARK: tests
         .testTarget(name: "EquicastCryptoTests", dependencies: ["EquicastCrypto"]),

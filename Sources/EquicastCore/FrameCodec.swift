@@ -38,7 +38,8 @@ public struct FrameSealer {
                 payload.withUnsafeBytes { p in
                     nonce.withUnsafeBytes { n in
                         // Cannot fail: the nonce length was checked above.
-                        try! XChaCha20Poly1305.seal(p, additionalData: ad, nonce: n, key: key.aeadKey, appendingTo: &out)
+                        try! XChaCha20Poly1305.seal(
+                            p, additionalData: ad, nonce: n, key: key.aeadKey, appendingTo: &out)
                     }
                 }
             }
@@ -65,8 +66,7 @@ public struct FrameOpener {
     public let limits: FrameLimits
     public private(set) var replay: ReplayTable
 
-    public init(keyring: FleetKeyring, requireEncryption: Bool, limits: FrameLimits = .standard, senderCapacity: Int)
-    {
+    public init(keyring: FleetKeyring, requireEncryption: Bool, limits: FrameLimits = .standard, senderCapacity: Int) {
         self.keyring = keyring
         self.requireEncryption = requireEncryption
         self.limits = limits
@@ -102,7 +102,8 @@ public struct FrameOpener {
                 let body = UnsafeRawBufferPointer(rebasing: all[Frame.headerByteCount...])
                 return header.nonce.withUnsafeBytes { n -> Bool in
                     do throws(CryptoError) {
-                        try XChaCha20Poly1305.open(body, additionalData: ad, nonce: n, key: key.aeadKey, appendingTo: &plain)
+                        try XChaCha20Poly1305.open(
+                            body, additionalData: ad, nonce: n, key: key.aeadKey, appendingTo: &plain)
                         return true
                     } catch {
                         return false

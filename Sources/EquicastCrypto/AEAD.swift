@@ -79,7 +79,9 @@ public enum XChaCha20Poly1305 {
         plaintext.withUnsafeBytes { p in
             additionalData.withUnsafeBytes { a in
                 nonce.withUnsafeBytes { n in
-                    do throws(CryptoError) { try seal(p, additionalData: a, nonce: n, key: key, appendingTo: &out) } catch { failure = error }
+                    do throws(CryptoError) {
+                        try seal(p, additionalData: a, nonce: n, key: key, appendingTo: &out)
+                    } catch { failure = error }
                 }
             }
         }
@@ -96,7 +98,9 @@ public enum XChaCha20Poly1305 {
         sealed.withUnsafeBytes { s in
             additionalData.withUnsafeBytes { a in
                 nonce.withUnsafeBytes { n in
-                    do throws(CryptoError) { try open(s, additionalData: a, nonce: n, key: key, appendingTo: &out) } catch { failure = error }
+                    do throws(CryptoError) {
+                        try open(s, additionalData: a, nonce: n, key: key, appendingTo: &out)
+                    } catch { failure = error }
                 }
             }
         }

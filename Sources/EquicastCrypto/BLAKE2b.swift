@@ -103,3 +103,55 @@ public final class BLAKE2bHasher {
         return out
     }
 }
+
+/// A BLAKE2b-256 digest held inline (four words, no heap allocation): the content address of chunks, manifests
+/// and images, and a cheap dictionary key.
+public struct Digest256: Hashable, Comparable, Sendable {
+    public var words: (UInt64, UInt64, UInt64, UInt64)
+
+    /// The digest of `data`, computed without allocating.
+    public init(hashing data: UnsafeRawBufferPointer) {
+        Sodium.ensureInitialized()
+        words = (0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &words) { out in
+            _ = crypto_generichash(
+                out.baseAddress!.assumingMemoryBound(to: UInt8.self), BLAKE2b.digestByteCount,
+                data.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(data.count), nil, 0)
+        }
+    }
+
+    public init(hashing data: [UInt8]) {
+        self = data.withUnsafeBytes { Digest256(hashing: $0) }
+    }
+
+    /// From 32 digest bytes (as read from a manifest); nil for any other length.
+    public init?(bytes: [UInt8]) {
+        guard bytes.count == BLAKE2b.digestByteCount else { return nil }
+        words = (0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &words) { out in
+            for i in 0..<BLAKE2b.digestByteCount { out[i] = bytes[i] }
+        }
+    }
+
+    /// The 32 digest bytes in BLAKE2b's output order.
+    public var bytes: [UInt8] {
+        var w = words
+        return withUnsafeBytes(of: &w) { Array($0) }
+    }
+
+    public static func == (a: Digest256, b: Digest256) -> Bool {
+        a.words.0 == b.words.0 && a.words.1 == b.words.1 && a.words.2 == b.words.2 && a.words.3 == b.words.3
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(words.0)
+        hasher.combine(words.1)
+        hasher.combine(words.2)
+        hasher.combine(words.3)
+    }
+
+    /// Byte-wise order of the digests (used to sort chunk lists deterministically).
+    public static func < (a: Digest256, b: Digest256) -> Bool {
+        a.bytes.lexicographicallyPrecedes(b.bytes)
+    }
+}

@@ -5,7 +5,8 @@ import Testing
     static func sample(_ kind: String, count: Int) -> [UInt8] {
         switch kind {
         case "zeros": return [UInt8](repeating: 0, count: count)
-        case "text": return Array(String(repeating: "Equicast firmware chunk ", count: count / 24 + 1).utf8.prefix(count))
+        case "text":
+            return Array(String(repeating: "Equicast firmware chunk ", count: count / 24 + 1).utf8.prefix(count))
         default:  // pseudo-random, incompressible
             var x: UInt64 = 0x9e37_79b9_7f4a_7c15
             return (0..<count).map { _ in

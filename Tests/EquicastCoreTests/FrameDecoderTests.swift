@@ -87,10 +87,14 @@ struct FrameFixture {
             ("header without body", Array(good[0..<52]), .lengthMismatch(declared: 33, actual: 0)),
             ("body cut short by one", Array(good.dropLast()), .lengthMismatch(declared: 33, actual: 32)),
             ("one byte appended", good + [0], .lengthMismatch(declared: 33, actual: 34)),
-            ("body length 0xffffffff", F.withBodyLength(good, 0xffff_ffff),
-             .lengthOverLimit(field: "body length", length: 0xffff_ffff, limit: 8192)),
-            ("body length just over limit", F.withBodyLength(good, 8193),
-             .lengthOverLimit(field: "body length", length: 8193, limit: 8192)),
+            (
+                "body length 0xffffffff", F.withBodyLength(good, 0xffff_ffff),
+                .lengthOverLimit(field: "body length", length: 0xffff_ffff, limit: 8192)
+            ),
+            (
+                "body length just over limit", F.withBodyLength(good, 8193),
+                .lengthOverLimit(field: "body length", length: 8193, limit: 8192)
+            ),
             ("body length below tag size", F.withBodyLength(good, 15), .bodyTooShort(length: 15)),
             ("body length zero", F.withBodyLength(good, 0), .bodyTooShort(length: 0)),
             ("version 0", F.flipped(good, at: 0, mask: 0x01), .unsupportedVersion(0)),
@@ -109,17 +113,24 @@ struct FrameFixture {
             ("flipped ciphertext byte", F.flipped(good, at: 52), .authenticationFailed(sender: F.sender)),
             ("flipped nonce byte", F.flipped(good, at: 30), .authenticationFailed(sender: F.sender)),
             ("flipped sequence byte", F.flipped(good, at: 23), .authenticationFailed(sender: F.sender)),
-            ("flipped sender byte", F.flipped(good, at: 15),
-             .authenticationFailed(sender: NodeID(rawValue: 0x0102_0304_0506_0709))),
+            (
+                "flipped sender byte", F.flipped(good, at: 15),
+                .authenticationFailed(sender: NodeID(rawValue: 0x0102_0304_0506_0709))
+            ),
             ("class changed to data", F.flipped(good, at: 2, mask: 0x01), .authenticationFailed(sender: F.sender)),
             ("encryption flag cleared", F.flipped(good, at: 3), .encryptionRequired(sender: F.sender)),
-            ("authenticated-only frame on an encrypting node", F.frame(encrypted: false),
-             .encryptionRequired(sender: F.sender)),
-            ("datagram of 64 KiB", [UInt8](repeating: 1, count: 65536),
-             .lengthOverLimit(field: "frame", length: 65536, limit: 52 + 8192)),
+            (
+                "authenticated-only frame on an encrypting node", F.frame(encrypted: false),
+                .encryptionRequired(sender: F.sender)
+            ),
+            (
+                "datagram of 64 KiB", [UInt8](repeating: 1, count: 65536),
+                .lengthOverLimit(field: "frame", length: 65536, limit: 52 + 8192)
+            ),
         ]
         let macFrame = F.frame(encrypted: false)
-        cases.append(("flipped MAC byte", F.flipped(macFrame, at: macFrame.count - 3), .authenticationFailed(sender: F.sender)))
+        cases.append(
+            ("flipped MAC byte", F.flipped(macFrame, at: macFrame.count - 3), .authenticationFailed(sender: F.sender)))
         cases.append(("flipped plaintext byte", F.flipped(macFrame, at: 53), .authenticationFailed(sender: F.sender)))
         return cases
     }()

@@ -6,7 +6,9 @@ import Testing
 
     @Test(arguments: [1, 3, 51, 52, 53, 100, 4096])
     func reassemblesFramesAcrossAnySplit(piece: Int) throws {
-        let frames = (1...5).map { F.frame(sequence: UInt64($0), payload: [UInt8](repeating: UInt8($0), count: $0 * 300)) }
+        let frames = (1...5).map {
+            F.frame(sequence: UInt64($0), payload: [UInt8](repeating: UInt8($0), count: $0 * 300))
+        }
         let stream = frames.flatMap { $0 }
         var framer = StreamFramer()
         var out: [[UInt8]] = []

@@ -117,3 +117,20 @@ func hex(_ bytes: [UInt8]) -> String {
     let digits = Array("0123456789abcdef")
     return String(bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] })
 }
+
+@Suite struct Digest256Tests {
+    @Test(arguments: [0, 1, 1024, 70000])
+    func matchesArrayDigest(length: Int) {
+        let data = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 3) }
+        let digest = Digest256(hashing: data)
+        #expect(digest.bytes == BLAKE2b.hash(data))
+        #expect(Digest256(bytes: digest.bytes) == digest)
+    }
+
+    @Test func hashableAndOrdered() {
+        let a = Digest256(hashing: [1]), b = Digest256(hashing: [2])
+        #expect(Set([a, b, a]).count == 2)
+        #expect((a < b) != (b < a))
+        #expect(Digest256(bytes: [1, 2, 3]) == nil)
+    }
+}

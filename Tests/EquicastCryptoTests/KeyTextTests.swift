@@ -26,8 +26,10 @@ import Testing
         (hexKey + "00", .malformedKeyText("hex key has 66 digits; a 32-byte key needs 64")),
         ("_z" + String(hexKey.dropFirst(2)), .malformedKeyText("character 1 is neither hex nor base64")),
         ("zz" + String(hexKey.dropFirst(2)), .wrongLength(what: "key", expected: 32, found: 48)),
-        (String(hexKey.prefix(10)) + " " + String(hexKey.dropFirst(10)),
-         .malformedKeyText("unexpected whitespace at character 11; expected one key on one line")),
+        (
+            String(hexKey.prefix(10)) + " " + String(hexKey.dropFirst(10)),
+            .malformedKeyText("unexpected whitespace at character 11; expected one key on one line")
+        ),
         ("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gIQ==", .wrongLength(what: "key", expected: 32, found: 34)),
         ("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd", .wrongLength(what: "key", expected: 32, found: 30)),
         ("AAEC$wQF", .malformedKeyText("character 5 is neither hex nor base64")),

@@ -14,7 +14,8 @@ final class TemporaryDirectory {
 
     func write(_ name: String, _ text: String, mode: Int) -> String {
         let file = path + "/" + name
-        _ = FileManager.default.createFile(atPath: file, contents: Data(text.utf8), attributes: [.posixPermissions: mode])
+        _ = FileManager.default.createFile(
+            atPath: file, contents: Data(text.utf8), attributes: [.posixPermissions: mode])
         return file
     }
 }
@@ -34,7 +35,9 @@ final class TemporaryDirectory {
     @Test func refusesToOverwriteAnExistingKey() throws {
         let dir = TemporaryDirectory()
         let path = dir.write("release.key", KeyFileTests.hexKey, mode: 0o600)
-        #expect(throws: PosixError.file(path: path, operation: "refusing to overwrite existing key file", errno: EEXIST)) {
+        #expect(
+            throws: PosixError.file(path: path, operation: "refusing to overwrite existing key file", errno: EEXIST)
+        ) {
             try KeyFile.store([UInt8](repeating: 9, count: 32), to: path, secret: true)
         }
         #expect(try KeyFile.loadSecret(path, byteCount: 32) == (0..<32).map { UInt8($0) })
@@ -56,9 +59,14 @@ final class TemporaryDirectory {
     }
 
     @Test(arguments: [
-        ("short.key", String(hexKey.dropLast(4)),
-         CryptoError.malformedKeyText("hex key has 60 digits; a 32-byte key needs 64")),
-        ("text.key", "this is not a key at all", .malformedKeyText("unexpected whitespace at character 5; expected one key on one line")),
+        (
+            "short.key", String(hexKey.dropLast(4)),
+            CryptoError.malformedKeyText("hex key has 60 digits; a 32-byte key needs 64")
+        ),
+        (
+            "text.key", "this is not a key at all",
+            .malformedKeyText("unexpected whitespace at character 5; expected one key on one line")
+        ),
         ("punct.key", "not-a-key!", .malformedKeyText("character 4 is neither hex nor base64")),
         ("empty.key", "", .malformedKeyText("the file is empty")),
         ("b64.key", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd", .wrongLength(what: "key", expected: 32, found: 30)),

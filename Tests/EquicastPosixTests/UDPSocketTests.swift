@@ -60,8 +60,10 @@ import Testing
         #expect(try SocketAddress.parse(text).description == expected)
     }
 
-    @Test(arguments: ["", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "localhost:80", "::1:80", "[::1]80",
-        "1.2.3:4", "[::1]:-1", "300.1.1.1:5"])
+    @Test(arguments: [
+        "", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "localhost:80", "::1:80", "[::1]80",
+        "1.2.3:4", "[::1]:-1", "300.1.1.1:5",
+    ])
     func refusesBadAddresses(text: String) {
         #expect(throws: PosixError.invalidAddress(text)) { try SocketAddress.parse(text) }
     }
