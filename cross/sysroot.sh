@@ -25,19 +25,21 @@ if [ -f "$stamp" ]; then
   exit 0
 fi
 
-if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
-  dpkg --add-architecture "$arch"
-fi
+# Both ARM architectures are added at once, so one `apt-get update` serves every sysroot.
+for foreign in arm64 armhf; do
+  dpkg --print-foreign-architectures | grep -qx "$foreign" || dpkg --add-architecture "$foreign"
+done
 
 # Mirrors are sometimes mid-sync for one foreign index ("File has unexpected size"): retry, then go on and let
 # the downloads of the packages actually needed decide (CROSS-NOTES.md).
-if [ ! -f "$debs/.apt-updated" ]; then
+updated="$here/debs/.apt-updated"
+if [ ! -f "$updated" ]; then
   for attempt in 1 2 3; do
-    if apt-get update -qq >/dev/null 2>"$debs/apt-update.log"; then break; fi
-    echo "apt-get update failed (attempt $attempt of 3), see $debs/apt-update.log; retrying in 20 s" >&2
-    sleep 20
+    if apt-get update -qq >/dev/null 2>"$here/debs/apt-update.log"; then break; fi
+    echo "apt-get update failed (attempt $attempt of 3), see cross/debs/apt-update.log" >&2
+    [ "$attempt" = 3 ] || sleep 15
   done
-  touch "$debs/.apt-updated"
+  touch "$updated"
 fi
 
 wanted="$base_packages"
