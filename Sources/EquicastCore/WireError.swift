@@ -27,6 +27,10 @@ public enum WireError: Error, Equatable, Sendable, CustomStringConvertible {
     case replayed(sender: NodeID, sequence: UInt64)
     /// The sequence number is older than this sender's replay window.
     case staleSequence(sender: NodeID, sequence: UInt64)
+    /// Bytes were left after a complete message.
+    case trailingBytes(count: Int)
+    /// The message type byte (inside an authenticated frame) is outside the append-only list.
+    case unknownMessageType(UInt8)
     /// A value is outside the range its field allows.
     case invalidValue(field: String, value: UInt64)
 
@@ -58,6 +62,10 @@ public enum WireError: Error, Equatable, Sendable, CustomStringConvertible {
             return "replayed frame from \(sender), sequence \(seq)"
         case .staleSequence(let sender, let seq):
             return "stale frame from \(sender), sequence \(seq) is behind the replay window"
+        case .trailingBytes(let count):
+            return "\(count) unexpected bytes after the message"
+        case .unknownMessageType(let t):
+            return "unknown message type \(t)"
         case .invalidValue(let field, let value):
             return "invalid \(field): \(value)"
         }

@@ -1,0 +1,102 @@
+/// The membership protocol's parameters. Times are milliseconds of the node's monotonic clock. The defaults suit a
+/// LAN of up to a few thousand devices; each comment says what the value trades.
+public struct MembershipConfig: Equatable, Sendable {
+    /// `RingSize`: ring neighbours kept (half successors, half predecessors on the id ring), 4-8. They are always
+    /// among a node's probe and gossip targets, so every node is watched by RingSize others and no node can be
+    /// missed by gossip. More costs one probe slot each and speeds up failure confirmation.
+    public var ringSize: Int = 4
+    /// `GossipInterval`: period of gossip rounds. A round sends pending changes to the ring neighbours and
+    /// `fanout` rendezvous-chosen members; a round with nothing pending sends nothing. New changes are also pushed
+    /// at once, so this bounds re-transmission pace, not first-hop latency.
+    public var gossipInterval: UInt64 = 200
+    /// `ProbeInterval`: SWIM protocol period; one direct probe per period. Together with the probe timeout it
+    /// bounds how soon a failure is first noticed; each probe costs one ping and one ack.
+    public var probeInterval: UInt64 = 1000
+    /// `ProbeTimeout`: wait for an ack before asking `indirectChecks` members to probe, and again before
+    /// suspecting. Must exceed the network's round-trip time with margin (loss and slow CPUs).
+    public var probeTimeout: UInt64 = 400
+    /// `HeartbeatTimeout`: the failure bound. A member that stops answering is declared failed at most this long
+    /// after its first unanswered probe when nobody confirms the suspicion (the longest suspicion lasts
+    /// HeartbeatTimeout - 2 * ProbeTimeout); confirmations from its ring neighbours shorten it towards
+    /// 1/SuspicionMultiplier of that. Longer tolerates longer stalls (a busy CPU, a congested link) without
+    /// false failures.
+    public var heartbeatTimeout: UInt64 = 5000
+    /// `Fanout`: rendezvous-chosen gossip targets per round, besides the ring neighbours. Dissemination takes
+    /// about log(N)/log(Fanout + RingSize) rounds.
+    public var fanout: Int = 3
+    /// `IndirectChecks`: members asked to probe a target that did not answer directly. Guards against a
+    /// failure of the path between prober and target being taken for a failure of the target.
+    public var indirectChecks: Int = 3
+    /// `SuspicionMultiplier`: the shortest suspicion is the longest divided by this (Lifeguard's
+    /// SuspicionMaxTimeoutMult). Higher reacts faster once confirmed.
+    public var suspicionMultiplier: Int = 4
+    /// Lambda in lambda * ceil(log10(N + 1)): how many times each change is retransmitted. 4 reaches every node
+    /// with high probability in simulations and in memberlist's experience.
+    public var retransmitMultiplier: Int = 4
+    /// Most members tracked (rows in the table, windows in the replay table, entries in a sync).
+    public var membersMax: Int = 16384
+    /// Least time between two syncs started because of a digest mismatch; a joining node retries its seeds at
+    /// this pace too.
+    public var syncInterval: UInt64 = 2000
+    /// How long failed and left members stay in the table (for operators and SNMP) before they are forgotten.
+    public var reclaimAfter: UInt64 = 600_000
+    /// Most changes waiting in the gossip queue.
+    public var gossipQueueCapacity: Int = 1024
+
+    public init() {}
+
+    /// Checks ranges; returns the name and reason of the first bad field.
+    public func validate() -> (field: String, reason: String)? {
+        if ringSize < 2 || ringSize > 16 { return ("RingSize", "must be 2...16") }
+        if gossipInterval < 10 { return ("GossipInterval", "must be at least 10 ms") }
+        if probeInterval < 50 { return ("ProbeInterval", "must be at least 50 ms") }
+        if probeTimeout < 10 || probeTimeout * 2 >= probeInterval * 4 {
+            return ("ProbeTimeout", "must be at least 10 ms and below twice ProbeInterval")
+        }
+        if heartbeatTimeout <= probeTimeout * 2 { return ("HeartbeatTimeout", "must exceed 2 * ProbeTimeout") }
+        if fanout < 1 || fanout > 16 { return ("Fanout", "must be 1...16") }
+        if indirectChecks < 0 || indirectChecks > 8 { return ("IndirectChecks", "must be 0...8") }
+        if suspicionMultiplier < 1 || suspicionMultiplier > 16 { return ("SuspicionMultiplier", "must be 1...16") }
+        if membersMax < 2 { return ("MembersMax", "must be at least 2") }
+        return nil
+    }
+
+    /// Longest suspicion: the failure bound less the two probe timeouts that precede it.
+    var suspicionTimeoutMax: UInt64 { heartbeatTimeout - 2 * probeTimeout }
+    var suspicionTimeoutMin: UInt64 { max(1, suspicionTimeoutMax / UInt64(suspicionMultiplier)) }
+
+    /// lambda * ceil(log10(n + 1)).
+    func retransmitLimit(memberCount n: Int) -> Int {
+        var digits = 1
+        var v = n + 1
+        while v >= 10 {
+            v /= 10
+            digits += 1
+        }
+        return retransmitMultiplier * digits
+    }
+}
+
+/// What a node counts; exported by the control socket and the MIB.
+public struct NodeCounters: Equatable, Sendable {
+    public var packetsIn: UInt64 = 0
+    public var packetsOut: UInt64 = 0
+    public var bytesIn: UInt64 = 0
+    public var bytesOut: UInt64 = 0
+    /// Frames or messages that did not decode (garbage, truncation, unknown versions).
+    public var decodeErrors: UInt64 = 0
+    /// Frames with an unknown key id or a bad tag: another fleet, or forgery.
+    public var authenticationFailures: UInt64 = 0
+    public var replaysRejected: UInt64 = 0
+    public var probesSent: UInt64 = 0
+    public var indirectProbesSent: UInt64 = 0
+    public var suspicionsRaised: UInt64 = 0
+    public var refutations: UInt64 = 0
+    public var syncsStarted: UInt64 = 0
+    public var syncsCompleted: UInt64 = 0
+    public var syncsFailed: UInt64 = 0
+    public var syncsServed: UInt64 = 0
+    public var eventsDelivered: UInt64 = 0
+
+    public init() {}
+}

@@ -1,0 +1,190 @@
+/// Membership message types, carried as the payload of a frame. APPEND ONLY.
+public enum MessageType: UInt8, Sendable, CaseIterable {
+    /// Direct probe; the target answers with `ack`.
+    case ping = 1
+    case ack = 2
+    /// "Probe this target for me": sent to `IndirectChecks` members when a direct probe got no answer.
+    case pingRequest = 3
+    /// Piggybacked updates only.
+    case gossip = 4
+    /// Push-pull full-state exchange over TCP: the request carries the sender's full state, the response the
+    /// receiver's.
+    case syncRequest = 5
+    case syncResponse = 6
+}
+
+/// An application broadcast carried by gossip (an operator's control message; later, release announcements).
+public struct GossipEvent: Equatable, Sendable {
+    public var origin: NodeID
+    /// Unique per origin (the origin's counter); (origin, id) deduplicates.
+    public var id: UInt64
+    public var payload: [UInt8]
+
+    public static let payloadByteCountMax = 512
+
+    public init(origin: NodeID, id: UInt64, payload: [UInt8]) {
+        self.origin = origin
+        self.id = id
+        self.payload = payload
+    }
+}
+
+/// Something gossip carries: a member change or an application event.
+public enum GossipItem: Equatable, Sendable {
+    case member(MemberUpdate)
+    case event(GossipEvent)
+
+    /// Encoded size in bytes, for packing items into a datagram budget.
+    public var encodedByteCount: Int {
+        switch self {
+        case .member(let u): return 1 + 1 + 8 + 8 + 8 + 1 + (u.address.family == .ipv4 ? 4 : 16) + 2
+        case .event(let e): return 1 + 8 + 8 + 2 + e.payload.count
+        }
+    }
+}
+
+/// A decoded membership message.
+public struct Message: Equatable, Sendable {
+    public var type: MessageType
+    /// The sender's view digest (see `MemberList.digest`); a mismatch that persists triggers a sync.
+    public var digest: UInt64
+    public var probeID: UInt32
+    /// The member a ping or ping request is meant for.
+    public var target: NodeID
+    public var targetAddress: SocketAddress?
+    public var items: [GossipItem]
+
+    public init(
+        type: MessageType, digest: UInt64, probeID: UInt32 = 0, target: NodeID = NodeID(rawValue: 0),
+        targetAddress: SocketAddress? = nil, items: [GossipItem] = []
+    ) {
+        self.type = type
+        self.digest = digest
+        self.probeID = probeID
+        self.target = target
+        self.targetAddress = targetAddress
+        self.items = items
+    }
+
+    /// Items one datagram may carry; a sync carries at most `membersMax` (checked by the caller's limit).
+    public static let datagramItemsMax = 64
+
+    /// Fixed bytes before the items: type, digest, type-specific fields, item count.
+    public var headerByteCount: Int {
+        var n = 1 + 8 + 2
+        switch type {
+        case .ping: n += 4 + 8
+        case .ack: n += 4
+        case .pingRequest: n += 4 + 8 + 1 + (targetAddress?.family == .ipv6 ? 16 : 4) + 2
+        case .gossip, .syncRequest, .syncResponse: break
+        }
+        return n
+    }
+
+    public func encode() -> [UInt8] {
+        var w = ByteWriter(capacity: headerByteCount + items.count * 40)
+        w.write(type.rawValue)
+        w.write(digest)
+        switch type {
+        case .ping:
+            w.write(probeID)
+            w.write(target.rawValue)
+        case .ack:
+            w.write(probeID)
+        case .pingRequest:
+            w.write(probeID)
+            w.write(target.rawValue)
+            Message.encode(targetAddress ?? SocketAddress(ipv4: 0, 0, 0, 0, port: 0), into: &w)
+        case .gossip, .syncRequest, .syncResponse:
+            break
+        }
+        w.write(UInt16(items.count))
+        for item in items {
+            switch item {
+            case .member(let u):
+                w.write(UInt8(1))
+                w.write(u.state.rawValue)
+                w.write(u.id.rawValue)
+                w.write(u.incarnation)
+                w.write(u.reporter.rawValue)
+                Message.encode(u.address, into: &w)
+            case .event(let e):
+                w.write(UInt8(2))
+                w.write(e.origin.rawValue)
+                w.write(e.id)
+                w.writeLengthPrefixed(e.payload)
+            }
+        }
+        return w.bytes
+    }
+
+    static func encode(_ a: SocketAddress, into w: inout ByteWriter) {
+        w.write(a.family.rawValue)
+        w.write(a.bytes)
+        w.write(a.port)
+    }
+
+    static func decodeAddress(_ r: inout ByteReader) throws(WireError) -> SocketAddress {
+        let family = try r.readUInt8("address family")
+        let length: Int
+        switch family {
+        case SocketAddress.Family.ipv4.rawValue: length = 4
+        case SocketAddress.Family.ipv6.rawValue: length = 16
+        default: throw .invalidValue(field: "address family", value: UInt64(family))
+        }
+        let bytes = try r.readBytes(length, "address")
+        let port = try r.readUInt16("port")
+        return SocketAddress(bytes: bytes, port: port)!
+    }
+
+    /// Decodes a message, refusing more than `itemsMax` items and anything left over.
+    public static func decode(_ bytes: [UInt8], itemsMax: Int) throws(WireError) -> Message {
+        var r = ByteReader(bytes)
+        let t = try r.readUInt8("message type")
+        guard let type = MessageType(rawValue: t) else { throw .unknownMessageType(t) }
+        var m = Message(type: type, digest: try r.readUInt64("digest"))
+        switch type {
+        case .ping:
+            m.probeID = try r.readUInt32("probe id")
+            m.target = NodeID(rawValue: try r.readUInt64("target"))
+        case .ack:
+            m.probeID = try r.readUInt32("probe id")
+        case .pingRequest:
+            m.probeID = try r.readUInt32("probe id")
+            m.target = NodeID(rawValue: try r.readUInt64("target"))
+            m.targetAddress = try decodeAddress(&r)
+        case .gossip, .syncRequest, .syncResponse:
+            break
+        }
+        let count = Int(try r.readUInt16("item count"))
+        if count > itemsMax { throw .lengthOverLimit(field: "item count", length: count, limit: itemsMax) }
+        m.items.reserveCapacity(count)
+        for _ in 0..<count {
+            let tag = try r.readUInt8("item tag")
+            switch tag {
+            case 1:
+                let s = try r.readUInt8("member state")
+                guard let state = MemberState(rawValue: s) else {
+                    throw .invalidValue(field: "member state", value: UInt64(s))
+                }
+                let id = NodeID(rawValue: try r.readUInt64("member id"))
+                let incarnation = try r.readUInt64("incarnation")
+                let reporter = NodeID(rawValue: try r.readUInt64("reporter"))
+                let address = try decodeAddress(&r)
+                m.items.append(
+                    .member(
+                        MemberUpdate(
+                            state: state, id: id, incarnation: incarnation, address: address, reporter: reporter)))
+            case 2:
+                let origin = NodeID(rawValue: try r.readUInt64("event origin"))
+                let id = try r.readUInt64("event id")
+                let payload = try r.readLengthPrefixed("event payload", limit: GossipEvent.payloadByteCountMax)
+                m.items.append(.event(GossipEvent(origin: origin, id: id, payload: payload)))
+            default:
+                throw .invalidValue(field: "item tag", value: UInt64(tag))
+            }
+        }
+        if !r.isAtEnd { throw .trailingBytes(count: r.remaining) }
+        return m
+    }
+}

@@ -1,0 +1,139 @@
+/// SWIM's rules for merging what a node hears into its member table.
+extension Node {
+    /// Applies one change. Returns true when it changed this node's view (and so is news worth gossiping).
+    @discardableResult
+    func apply(_ u: MemberUpdate, now: UInt64) -> Bool {
+        if u.id == id { return applyAboutSelf(u, now: now) }
+        guard var m = table[u.id] else {
+            // Unknown member: only a live announcement adds it; news of the death of a stranger is not kept.
+            guard u.state.isPresent, table.count < config.membersMax else { return false }
+            table[u.id] = Member(
+                id: u.id, address: u.address, state: .alive, incarnation: u.incarnation, stateChangedAt: now,
+                lastHeard: 0)
+            addPresent(u.id, incarnation: u.incarnation)
+            events.append(.memberJoined(u.id, u.address))
+            if u.state == .suspect { return apply(u, now: now) || true }
+            return true
+        }
+        switch u.state {
+        case .alive:
+            // A higher incarnation beats everything; an equal one changes nothing (suspicion wins ties).
+            guard u.incarnation > m.incarnation else { return false }
+            let wasPresent = m.state.isPresent
+            let oldIncarnation = m.incarnation
+            let recovered = m.state != .alive
+            m.incarnation = u.incarnation
+            m.address = u.address
+            m.state = .alive
+            m.stateChangedAt = now
+            table[u.id] = m
+            suspicions[u.id] = nil
+            if wasPresent {
+                digest = digest &- Node.digestTerm(u.id, oldIncarnation) &+ Node.digestTerm(u.id, u.incarnation)
+            } else {
+                addPresent(u.id, incarnation: u.incarnation)
+            }
+            events.append(recovered ? .memberRecovered(u.id) : .memberJoined(u.id, u.address))
+            return true
+        case .suspect:
+            guard m.state.isPresent, u.incarnation >= m.incarnation else { return false }
+            if m.state == .suspect && u.incarnation == m.incarnation {
+                // Another member suspects it too: a Lifeguard confirmation, news if it is a new confirmer.
+                return suspicions[u.id]?.confirm(by: u.reporter) ?? false
+            }
+            if u.incarnation > m.incarnation {
+                digest = digest &- Node.digestTerm(u.id, m.incarnation) &+ Node.digestTerm(u.id, u.incarnation)
+                m.incarnation = u.incarnation
+            }
+            m.state = .suspect
+            m.stateChangedAt = now
+            table[u.id] = m
+            suspicions[u.id] = Suspicion(startedAt: now, incarnation: u.incarnation, by: u.reporter)
+            events.append(.memberSuspect(u.id))
+            if u.reporter != id { verifySuspicion(of: u.id, now: now) }
+            return true
+        case .failed, .left:
+            guard m.state.isPresent, u.incarnation >= m.incarnation else { return false }
+            removePresent(u.id, incarnation: m.incarnation)
+            m.incarnation = u.incarnation
+            m.state = u.state
+            m.stateChangedAt = now
+            table[u.id] = m
+            suspicions[u.id] = nil
+            events.append(u.state == .left ? .memberLeft(u.id) : .memberFailed(u.id))
+            return true
+        }
+    }
+
+    /// Someone says this node is suspect or failed: refute with a higher incarnation. Alive news about
+    /// ourselves (our own gossip coming back) changes nothing.
+    func applyAboutSelf(_ u: MemberUpdate, now: UInt64) -> Bool {
+        guard u.state == .suspect || u.state == .failed, !isLeaving, u.incarnation >= incarnation else { return false }
+        digest = digest &- Node.digestTerm(id, incarnation)
+        incarnation = u.incarnation + 1
+        digest = digest &+ Node.digestTerm(id, incarnation)
+        table[id]!.incarnation = incarnation
+        counters.refutations += 1
+        events.append(.refuted(incarnation: incarnation))
+        queue.enqueue(.member(selfUpdate))
+        return false  // the refutation is queued here; the suspicion itself is not re-gossiped
+    }
+
+    func addPresent(_ member: NodeID, incarnation: UInt64) {
+        presentIndex[member] = present.count
+        present.append(member)
+        ring.add(member)
+        digest = digest &+ Node.digestTerm(member, incarnation)
+    }
+
+    func removePresent(_ member: NodeID, incarnation: UInt64) {
+        guard let i = presentIndex[member] else { return }
+        let last = present[present.count - 1]
+        present[i] = last
+        presentIndex[last] = i
+        present.removeLast()
+        presentIndex[member] = nil
+        ring.remove(member)
+        digest = digest &- Node.digestTerm(member, incarnation)
+    }
+
+    func suspicionDeadline(_ member: NodeID, _ s: Suspicion) -> UInt64 {
+        s.startedAt
+            + SuspicionTimeout.milliseconds(
+                confirmations: s.confirmations, expected: max(1, config.ringSize - 1),
+                minimum: config.suspicionTimeoutMin, maximum: config.suspicionTimeoutMax)
+    }
+
+    /// Declares failed every suspect whose time is up.
+    func expireSuspicions(now: UInt64) {
+        var expired: [(NodeID, UInt64)] = []
+        for (member, s) in suspicions where now >= suspicionDeadline(member, s) {
+            expired.append((member, s.incarnation))
+        }
+        for (member, inc) in expired.sorted(by: { $0.0 < $1.0 }) {
+            guard let m = table[member] else { continue }
+            let u = MemberUpdate(state: .failed, id: member, incarnation: inc, address: m.address, reporter: id)
+            if apply(u, now: now) { enqueueNews(.member(u), now: now) }
+        }
+    }
+
+    /// Forgets failed and left members after `reclaimAfter`.
+    func reclaim(now: UInt64) {
+        var gone: [NodeID] = []
+        for m in table.values where !m.state.isPresent && m.id != id && now >= m.stateChangedAt + config.reclaimAfter {
+            gone.append(m.id)
+        }
+        for g in gone {
+            table[g] = nil
+            opener.forget(sender: g)
+        }
+    }
+
+    /// Queues a change for gossip and brings the next round forward, so news travels at network speed rather
+    /// than at the gossip interval; rounds still come at most four times per interval.
+    func enqueueNews(_ item: GossipItem, now: UInt64) {
+        queue.enqueue(item)
+        let soonest = now + config.gossipInterval / 4
+        if nextGossip > soonest { nextGossip = soonest }
+    }
+}

@@ -1,0 +1,132 @@
+/// Periodic work: probing, gossip rounds, joins and digest-driven syncs.
+extension Node {
+    func takeProbeID() -> UInt32 {
+        nextProbeID &+= 1
+        if nextProbeID == 0 { nextProbeID = 1 }
+        return nextProbeID
+    }
+
+    /// One probe per period. Targets cycle through the ring neighbours with a rendezvous pick between them, so
+    /// each member is probed by each of its ring neighbours every few periods and by random members in between.
+    func startPeriodicProbe(now: UInt64) {
+        guard !present.isEmpty else { return }
+        probePeriod &+= 1
+        let neighbours = ringNeighbours
+        let slot = Int(probePeriod % UInt64(neighbours.count + 1))
+        var target: NodeID
+        if slot < neighbours.count {
+            target = neighbours[slot]
+        } else {
+            let picks = PeerSelection.rendezvousTargets(
+                selfID: id, round: probePeriod, viewDigest: digest, memberCount: present.count, count: 1,
+                excluding: nil)
+            target = present[picks[0]]
+        }
+        if probes.values.contains(where: { $0.target == target }) { return }
+        probe(target, now: now)
+    }
+
+    func probe(_ target: NodeID, now: UInt64) {
+        guard let m = table[target] else { return }
+        let pid = takeProbeID()
+        probes[pid] = Probe(target: target, sentAt: now, indirect: false, deadline: now + config.probeTimeout)
+        counters.probesSent += 1
+        send(Message(type: .ping, digest: digest, probeID: pid, target: target), to: target, address: m.address)
+    }
+
+    /// A ring neighbour checks a suspicion raised by someone else; if it cannot reach the member either, its
+    /// own suspicion counts as an independent confirmation and shortens the timeout everywhere.
+    func verifySuspicion(of member: NodeID, now: UInt64) {
+        guard !isLeaving, ringNeighbours.contains(member) else { return }
+        if probes.values.contains(where: { $0.target == member }) { return }
+        probe(member, now: now)
+    }
+
+    func probeTimedOut(_ pid: UInt32, now: UInt64) {
+        guard var p = probes[pid], let m = table[p.target], m.state.isPresent else {
+            probes[pid] = nil
+            return
+        }
+        if !p.indirect && config.indirectChecks > 0 && present.count > 1 {
+            p.indirect = true
+            p.deadline = now + config.probeTimeout
+            probes[pid] = p
+            let helpers = PeerSelection.rendezvousTargets(
+                selfID: id, round: UInt64(pid), viewDigest: digest, memberCount: present.count,
+                count: config.indirectChecks + 1, excluding: nil
+            ).map { present[$0] }.filter { $0 != p.target }.prefix(config.indirectChecks)
+            for helper in helpers {
+                guard let h = table[helper] else { continue }
+                counters.indirectProbesSent += 1
+                send(
+                    Message(
+                        type: .pingRequest, digest: digest, probeID: pid, target: p.target, targetAddress: m.address),
+                    to: helper, address: h.address)
+            }
+            return
+        }
+        probes[pid] = nil
+        counters.suspicionsRaised += 1
+        let u = MemberUpdate(
+            state: .suspect, id: p.target, incarnation: m.incarnation, address: m.address, reporter: id)
+        if apply(u, now: now) {
+            enqueueNews(.member(u), now: now)
+        }
+        // Our own confirmation of an existing suspicion is news too.
+        else if m.state == .suspect, suspicions[p.target]?.confirm(by: id) == true {
+            enqueueNews(.member(u), now: now)
+        }
+    }
+
+    /// Sends pending changes to the ring neighbours and `fanout` rendezvous-chosen members. Nothing pending,
+    /// nothing sent: an idle fleet costs only its probes.
+    func gossipRound(now: UInt64) {
+        round &+= 1
+        if isLeaving {
+            if leaveRoundsLeft > 0 { leaveRoundsLeft -= 1 }
+            if queue.isEmpty { queue.enqueue(.member(selfUpdate)) }
+        }
+        maybeSync(now: now)
+        guard !queue.isEmpty, !present.isEmpty else { return }
+        var targets = ringNeighbours
+        let picks = PeerSelection.rendezvousTargets(
+            selfID: id, round: round, viewDigest: digest, memberCount: present.count, count: config.fanout,
+            excluding: nil)
+        for p in picks where !targets.contains(present[p]) { targets.append(present[p]) }
+        for target in targets {
+            guard let m = table[target], !queue.isEmpty else { break }
+            send(Message(type: .gossip, digest: digest), to: target, address: m.address)
+        }
+    }
+
+    func startJoin(now: UInt64) {
+        guard !seeds.isEmpty else { return }
+        let seed = seeds[rng.below(seeds.count)]
+        startSync(with: seed, now: now)
+        nextSyncAllowed = now + config.syncInterval
+    }
+
+    func startSync(with peer: SocketAddress, now: UInt64) {
+        let sid = nextStreamID
+        nextStreamID += 1
+        pendingSyncs[sid] = PendingSync(peer: peer, startedAt: now)
+        counters.syncsStarted += 1
+        let request = Message(type: .syncRequest, digest: digest, items: fullState())
+        transmits.append(.streamOpen(id: sid, to: peer, bytes: seal(request)))
+    }
+
+    /// A joining node retries its seeds until it knows someone; a member whose digest differs from a peer's
+    /// syncs with that peer once the gossip queue has drained (so transient differences during a wave of news
+    /// do not cause syncs), at most once per `syncInterval`.
+    func maybeSync(now: UInt64) {
+        guard now >= nextSyncAllowed, pendingSyncs.isEmpty, !isLeaving else { return }
+        if present.isEmpty {
+            if !seeds.isEmpty { startJoin(now: now) }
+            return
+        }
+        guard let peer = mismatchPeer, queue.isEmpty, let m = table[peer], m.state.isPresent else { return }
+        mismatchPeer = nil
+        nextSyncAllowed = now + config.syncInterval
+        startSync(with: m.address, now: now)
+    }
+}

@@ -1,0 +1,233 @@
+import EquicastCrypto
+
+/// What the driver must send.
+public enum Transmit: Equatable, Sendable {
+    /// One UDP datagram.
+    case datagram(to: SocketAddress, bytes: [UInt8])
+    /// Open a TCP connection to `to`, send `bytes`, and hand the one frame that comes back to
+    /// `handleStreamFrame(_:stream:now:)` with `.outgoing(id)`; report failure with `handleStreamFailed`.
+    case streamOpen(id: UInt64, to: SocketAddress, bytes: [UInt8])
+    /// Send `bytes` on an accepted connection, then close it.
+    case streamReply(connection: UInt64, bytes: [UInt8])
+}
+
+/// Which TCP connection a stream frame came from.
+public enum StreamOrigin: Equatable, Sendable {
+    /// A connection this node opened with `Transmit.streamOpen`.
+    case outgoing(UInt64)
+    /// A connection the driver accepted; the id is the driver's.
+    case accepted(UInt64)
+}
+
+/// What happened, for the driver to log, count or act on.
+public enum NodeEvent: Equatable, Sendable {
+    case memberJoined(NodeID, SocketAddress)
+    case memberSuspect(NodeID)
+    case memberFailed(NodeID)
+    case memberLeft(NodeID)
+    /// A suspected or failed member proved alive with a higher incarnation.
+    case memberRecovered(NodeID)
+    /// This node refuted a suspicion about itself.
+    case refuted(incarnation: UInt64)
+    case eventReceived(GossipEvent)
+    /// A frame or message was refused (counted; the driver may log it at debug level).
+    case refused(WireError, from: SocketAddress)
+}
+
+/// Operator commands.
+public enum NodeCommand: Equatable, Sendable {
+    /// Announce departure and stop probing; the driver exits once `leaveComplete` is true.
+    case leave
+    /// Broadcast an application event to the whole fleet.
+    case broadcast([UInt8])
+    /// Sync with these addresses now (join through seeds).
+    case join([SocketAddress])
+}
+
+/// The Equicast membership node: a deterministic state machine (see STYLE.md on quinn-proto). It never reads a
+/// clock, a socket or an OS random source: `now` (milliseconds, monotonic) comes with every input and randomness
+/// from the seeded generator it was given. The driver feeds `handle…` inputs, then drains `pollTransmit`,
+/// `pollEvent`, and sleeps until `pollTimeout`.
+public final class Node {
+    public let id: NodeID
+    public let address: SocketAddress
+    public let config: MembershipConfig
+    public internal(set) var incarnation: UInt64
+    public internal(set) var counters = NodeCounters()
+    public internal(set) var isLeaving = false
+
+    var rng: DeterministicRandom
+    var sealer: FrameSealer
+    var opener: FrameOpener
+    var sequence: UInt64
+
+    // Members: a table, a list for O(1) random picks, and the incrementally kept ring and digest.
+    var table: [NodeID: Member] = [:]
+    var present: [NodeID] = []  // alive and suspect members, self excluded
+    var presentIndex: [NodeID: Int] = [:]
+    var ring: RingTracker
+    public internal(set) var digest: UInt64 = 0
+    var suspicions: [NodeID: Suspicion] = [:]
+
+    var queue: GossipQueue
+    var seenEvents: [NodeID: UInt64] = [:]  // highest event id delivered per origin
+    var nextEventID: UInt64 = 1
+
+    // Timers (absolute ms).
+    var nextGossip: UInt64
+    var nextProbe: UInt64
+    var nextSyncAllowed: UInt64 = 0
+    var nextReclaim: UInt64
+    var round: UInt64 = 0
+    var probePeriod: UInt64 = 0
+
+    var probes: [UInt32: Probe] = [:]
+    var forwarded: [UInt32: ForwardedProbe] = [:]
+    var nextProbeID: UInt32 = 1
+    var seeds: [SocketAddress]
+    var pendingSyncs: [UInt64: PendingSync] = [:]
+    var nextStreamID: UInt64 = 1
+    var mismatchPeer: NodeID?
+    var leaveRoundsLeft = 0
+
+    var transmits: [Transmit] = []
+    var transmitHead = 0
+    var events: [NodeEvent] = []
+    var eventHead = 0
+
+    struct Probe {
+        let target: NodeID
+        let sentAt: UInt64
+        var indirect: Bool
+        var deadline: UInt64
+    }
+
+    struct ForwardedProbe {
+        let requester: SocketAddress
+        let requesterProbeID: UInt32
+        let deadline: UInt64
+    }
+
+    struct PendingSync {
+        let peer: SocketAddress
+        let startedAt: UInt64
+    }
+
+    /// - Parameters:
+    ///   - bootCount: how many times this node has started (persisted by the driver). It seeds the incarnation
+    ///     and the frame sequence base, so a restarted node outranks its previous life everywhere.
+    ///   - randomSeed: seeds every random choice and the frame nonces; the daemon draws it from the OS CSPRNG.
+    public init(
+        id: NodeID, address: SocketAddress, bootCount: UInt64, keyring: FleetKeyring, encryptionEnabled: Bool,
+        config: MembershipConfig, seeds: [SocketAddress], randomSeed: [UInt8], now: UInt64
+    ) {
+        self.id = id
+        self.address = address
+        self.config = config
+        self.incarnation = bootCount << 32
+        self.sequence = bootCount << 32
+        self.rng = DeterministicRandom(seedBytes: randomSeed)
+        self.sealer = FrameSealer(sender: id, keyring: keyring, encryptionEnabled: encryptionEnabled)
+        self.opener = FrameOpener(
+            keyring: keyring, requireEncryption: encryptionEnabled, senderCapacity: config.membersMax)
+        self.ring = RingTracker(selfID: id, perSide: max(1, config.ringSize / 2))
+        self.queue = GossipQueue(capacity: config.gossipQueueCapacity)
+        self.seeds = seeds.filter { $0 != address }
+        self.nextGossip = now + config.gossipInterval
+        self.nextProbe = now + config.probeInterval
+        self.nextReclaim = now + 10_000
+        table[id] = Member(
+            id: id, address: address, state: .alive, incarnation: incarnation, stateChangedAt: now, lastHeard: now)
+        digest = digest &+ Node.digestTerm(id, incarnation)
+        queue.enqueue(.member(selfUpdate))
+        if !self.seeds.isEmpty { startJoin(now: now) }
+    }
+
+    // MARK: getters
+
+    /// Every member this node knows, itself included, in id order.
+    public var members: [Member] { table.values.sorted { $0.id < $1.id } }
+    public func member(_ id: NodeID) -> Member? { table[id] }
+    /// Members other than self that are alive or suspect.
+    public var presentCount: Int { present.count }
+    public var ringNeighbours: [NodeID] {
+        if ring.needsRescan { ring.rescan(present) }
+        return ring.neighbours
+    }
+    /// Members in each state, self included.
+    public func count(_ state: MemberState) -> Int {
+        var n = 0
+        for m in table.values where m.state == state { n += 1 }
+        return n
+    }
+    /// True once a leave has been announced and its gossip rounds are done.
+    public var leaveComplete: Bool { isLeaving && leaveRoundsLeft == 0 }
+
+    var selfUpdate: MemberUpdate {
+        MemberUpdate(
+            state: isLeaving ? .left : .alive, id: id, incarnation: incarnation, address: address, reporter: id)
+    }
+
+    // MARK: outputs
+
+    public func pollTransmit() -> Transmit? {
+        guard transmitHead < transmits.count else { return nil }
+        let t = transmits[transmitHead]
+        transmitHead += 1
+        if transmitHead == transmits.count {
+            transmits.removeAll(keepingCapacity: true)
+            transmitHead = 0
+        }
+        return t
+    }
+
+    public func pollEvent() -> NodeEvent? {
+        guard eventHead < events.count else { return nil }
+        let e = events[eventHead]
+        eventHead += 1
+        if eventHead == events.count {
+            events.removeAll(keepingCapacity: true)
+            eventHead = 0
+        }
+        return e
+    }
+
+    /// The next moment `handleTimeout` has work to do.
+    public func pollTimeout() -> UInt64 {
+        var t = min(nextGossip, nextProbe, nextReclaim)
+        for p in probes.values { t = min(t, p.deadline) }
+        for f in forwarded.values { t = min(t, f.deadline) }
+        for (member, s) in suspicions { t = min(t, suspicionDeadline(member, s)) }
+        for s in pendingSyncs.values { t = min(t, s.startedAt + config.syncInterval * 2) }
+        return t
+    }
+
+    // MARK: sending
+
+    func seal(_ message: Message, messageClass: MessageClass = .control) -> [UInt8] {
+        sequence &+= 1
+        let frame = sealer.seal(
+            message.encode(), messageClass: messageClass, sequence: sequence, nonce: rng.bytes(24))
+        counters.packetsOut += 1
+        counters.bytesOut += UInt64(frame.count)
+        return frame
+    }
+
+    /// Sends a datagram with as many piggybacked changes as fit; changes about `to` first.
+    func send(_ message: Message, to member: NodeID?, address: SocketAddress) {
+        var m = message
+        let budget =
+            FrameLimits.datagramPayloadBudget - m.headerByteCount - m.items.reduce(0) { $0 + $1.encodedByteCount }
+        m.items += queue.take(
+            byteBudget: budget, itemsMax: Message.datagramItemsMax - m.items.count,
+            limit: config.retransmitLimit(memberCount: present.count + 1), priority: member)
+        transmits.append(.datagram(to: address, bytes: seal(m)))
+    }
+
+    static func digestTerm(_ id: NodeID, _ incarnation: UInt64) -> UInt64 {
+        var z = id.rawValue ^ (incarnation &* 0x9e37_79b9_7f4a_7c15)
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,132 @@
+import EquicastCore
+import EquicastCrypto
+
+/// A minimal in-memory network driving real `Node`s on a virtual clock, for unit tests (the full simulator with
+/// loss models, partitions and bandwidth is EquicastSim). Datagrams arrive after `latency` ms; a stream request
+/// is answered in the same step. Crashed nodes neither send nor receive; `blocked` pairs drop traffic.
+final class TestFleet {
+    static let keyring = try! FleetKeyring(
+        primary: FleetKey(master: try! SymmetricKey(bytes: [UInt8](repeating: 7, count: 32))))
+
+    var nodes: [Node] = []
+    var crashed: Set<Int> = []
+    var blocked: Set<[Int]> = []  // [from, to]
+    var now: UInt64 = 0
+    let latency: UInt64 = 2
+    var config: MembershipConfig
+    var inFlight: [(at: UInt64, to: Int, from: SocketAddress, bytes: [UInt8])] = []
+    var eventLog: [(node: Int, event: NodeEvent)] = []
+    var seed: UInt64
+
+    init(count: Int, config: MembershipConfig = MembershipConfig(), seed: UInt64 = 1) {
+        self.config = config
+        self.seed = seed
+        for i in 0..<count { nodes.append(makeNode(i, bootCount: 1)) }
+    }
+
+    func address(_ i: Int) -> SocketAddress {
+        SocketAddress(ipv4: 10, 0, UInt8(i / 250), UInt8(i % 250 + 1), port: 7946)
+    }
+
+    func index(of a: SocketAddress) -> Int? {
+        let b = a.bytes
+        guard b[0] == 10 else { return nil }
+        let i = Int(b[2]) * 250 + Int(b[3]) - 1
+        return i < nodes.count ? i : nil
+    }
+
+    func makeNode(_ i: Int, bootCount: UInt64, seeds: [Int] = [0]) -> Node {
+        var rng = DeterministicRandom(seed: seed &* 1000 &+ UInt64(i) &+ bootCount << 20)
+        var idSource = DeterministicRandom(seed: seed &+ UInt64(i) &* 7919)
+        let id = NodeID(rawValue: idSource.next())
+        return Node(
+            id: id, address: address(i), bootCount: bootCount, keyring: TestFleet.keyring, encryptionEnabled: true,
+            config: config, seeds: i == 0 ? [] : seeds.map(address), randomSeed: rng.bytes(32), now: now)
+    }
+
+    /// Restarts node i with its id and a higher boot count (its persisted state survived).
+    func restart(_ i: Int) {
+        crashed.remove(i)
+        let old = nodes[i]
+        var rng = DeterministicRandom(seed: seed &+ UInt64(i) &+ 99)
+        nodes[i] = Node(
+            id: old.id, address: old.address, bootCount: (old.incarnation >> 32) + 1, keyring: TestFleet.keyring,
+            encryptionEnabled: true, config: config, seeds: [address(0)], randomSeed: rng.bytes(32), now: now)
+    }
+
+    func drain(_ i: Int) {
+        let node = nodes[i]
+        while let t = node.pollTransmit() {
+            if crashed.contains(i) { continue }
+            switch t {
+            case .datagram(let to, let bytes):
+                guard let j = index(of: to) else { continue }
+                if blocked.contains([i, j]) { continue }
+                inFlight.append((now + latency, j, node.address, bytes))
+            case .streamOpen(let sid, let to, let bytes):
+                guard let j = index(of: to), !crashed.contains(j), !blocked.contains([i, j]), !blocked.contains([j, i])
+                else {
+                    node.handleStreamFailed(id: sid, now: now)
+                    continue
+                }
+                nodes[j].handleStreamFrame(bytes, stream: .accepted(sid), now: now)
+                while let reply = nodes[j].pollTransmit() {
+                    if case .streamReply(_, let r) = reply {
+                        node.handleStreamFrame(r, stream: .outgoing(sid), now: now)
+                    } else if case .datagram(let to2, let b2) = reply, let k = index(of: to2) {
+                        inFlight.append((now + latency, k, nodes[j].address, b2))
+                    }
+                }
+            case .streamReply:
+                break
+            }
+        }
+        while let e = node.pollEvent() { eventLog.append((i, e)) }
+    }
+
+    /// Advances virtual time to `until`, delivering datagrams and firing timers in order.
+    func run(until: UInt64) {
+        while true {
+            for i in nodes.indices { drain(i) }
+            var next = until
+            for f in inFlight { next = min(next, f.at) }
+            for (i, n) in nodes.enumerated() where !crashed.contains(i) { next = min(next, n.pollTimeout()) }
+            if next > until { break }
+            now = max(now, next)
+            let due = inFlight.filter { $0.at <= now }
+            inFlight.removeAll { $0.at <= now }
+            for d in due where !crashed.contains(d.to) {
+                if let from = index(of: d.from), blocked.contains([from, d.to]) { continue }
+                nodes[d.to].handleDatagram(d.bytes, from: d.from, now: now)
+            }
+            for (i, n) in nodes.enumerated() where !crashed.contains(i) && n.pollTimeout() <= now {
+                n.handleTimeout(now: now)
+            }
+            if now >= until { break }
+        }
+        for i in nodes.indices { drain(i) }
+        now = until
+    }
+
+    /// Runs until `condition` holds, checking every 10 ms; returns the time it first held, or nil by `deadline`.
+    func runUntil(deadline: UInt64, _ condition: () -> Bool) -> UInt64? {
+        while now < deadline {
+            if condition() { return now }
+            run(until: now + 10)
+        }
+        return condition() ? now : nil
+    }
+
+    func state(of j: Int, seenBy i: Int) -> MemberState? { nodes[i].member(nodes[j].id)?.state }
+
+    /// Every live node sees every live node alive and every crashed node as `crashedState`.
+    func converged(crashedState: MemberState = .failed) -> Bool {
+        for i in nodes.indices where !crashed.contains(i) {
+            for j in nodes.indices where j != i {
+                let expected: MemberState = crashed.contains(j) ? crashedState : .alive
+                if state(of: j, seenBy: i) != expected { return false }
+            }
+        }
+        return true
+    }
+}
