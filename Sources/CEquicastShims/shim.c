@@ -20,3 +20,28 @@ const char *equicast_argv(int index) {
     if (index < 0 || index >= equicast_saved_argc || equicast_saved_argv == NULL) return NULL;
     return equicast_saved_argv[index];
 }
+
+/* SIGTERM/SIGINT ask for a graceful leave, SIGHUP for a reload. No SA_RESTART: poll() returns EINTR at once.
+   SIGPIPE is ignored; writes to closed sockets return EPIPE instead. */
+static volatile sig_atomic_t equicast_pending_signals = 0;
+
+static void equicast_signal_handler(int signo) {
+    equicast_pending_signals |= (signo == SIGHUP) ? EQUICAST_SIGNAL_RELOAD : EQUICAST_SIGNAL_TERMINATE;
+}
+
+void equicast_install_signal_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = equicast_signal_handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int equicast_take_signals(void) {
+    int bits = equicast_pending_signals;
+    equicast_pending_signals = 0;
+    return bits;
+}

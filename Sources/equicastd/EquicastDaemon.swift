@@ -7,6 +7,8 @@ import EquicastCrypto
 struct EquicastDaemon {
     static let usage = """
         usage: equicastd COMMAND
+          run [--config FILE] [--Key value ...]
+                      run the agent; flags override the config file's settings (e.g. --BindAddress 0.0.0.0:7946)
           selftest    run the built-in known-answer and loopback tests; exit status 0 when all pass
           version     print the agent and library versions
         """
@@ -15,6 +17,8 @@ struct EquicastDaemon {
         let args = ProcessArguments.all
         let command = args.count > 1 ? args[1] : ""
         switch command {
+        case "run":
+            exit(runAgent(Array(args.dropFirst(2))))
         case "selftest":
             exit(runSelfTest())
         case "version", "--version":
@@ -25,6 +29,25 @@ struct EquicastDaemon {
             printError(command.isEmpty ? "equicastd: no command given" : "equicastd: unknown command '\(command)'")
             printError(usage)
             exit(2)
+        }
+    }
+
+    static func runAgent(_ flags: [String]) -> Int32 {
+        let config: AgentConfig
+        let path: String?
+        do throws(ConfigError) {
+            (config, path) = try AgentConfig.load(arguments: flags)
+        } catch {
+            printError("equicastd: \(error)")
+            return 2
+        }
+        do throws(AgentError) {
+            let daemon = try Daemon(config: config, configPath: path)
+            try daemon.run()
+            return 0
+        } catch {
+            printError("equicastd: \(error)")
+            return 1
         }
     }
 

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/un.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <errno.h>
@@ -171,5 +172,64 @@ static inline int equicast_set_reuseaddr(int fd) {
     int one = 1;
     return setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 }
+
+/* ---- TCP and Unix stream sockets --------------------------------------------------------------------------- */
+static inline int equicast_accept(int fd, equicast_endpoint *from) {
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    /* accept() and fcntl rather than accept4, which needs _GNU_SOURCE (see CNetSNMP.h on why we avoid it). */
+    int c = accept(fd, (struct sockaddr *)&ss, &sl);
+    if (c >= 0) {
+        fcntl(c, F_SETFD, FD_CLOEXEC);
+        if (equicast_set_nonblocking(c) != 0) { int e = errno; close(c); errno = e; return -1; }
+    }
+    if (c >= 0 && from) {
+        if (ss.ss_family == AF_UNIX || equicast_endpoint_from_sockaddr(&ss, from) != 0) memset(from, 0, sizeof(*from));
+    }
+    return c;
+}
+/* Pending error of a non-blocking connect (0 = connected). */
+static inline int equicast_socket_error(int fd) {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
+    return err;
+}
+static inline int equicast_unix_socket_address(const char *path, struct sockaddr_un *sun) {
+    memset(sun, 0, sizeof(*sun));
+    sun->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sun->sun_path)) { errno = ENAMETOOLONG; return -1; }
+    strcpy(sun->sun_path, path);
+    return 0;
+}
+/* A listening Unix socket at path (an old socket file is replaced), mode 0600. */
+static inline int equicast_unix_listen(const char *path) {
+    struct sockaddr_un sun;
+    if (equicast_unix_socket_address(path, &sun) != 0) return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    unlink(path);
+    mode_t old = umask(0177);
+    int r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+    umask(old);
+    if (r != 0 || chmod(path, 0600) != 0 || listen(fd, 16) != 0) { int e = errno; close(fd); errno = e; return -1; }
+    return fd;
+}
+/* A blocking connection to a Unix socket (for the operator tool). */
+static inline int equicast_unix_connect(const char *path) {
+    struct sockaddr_un sun;
+    if (equicast_unix_socket_address(path, &sun) != 0) return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) { int e = errno; close(fd); errno = e; return -1; }
+    return fd;
+}
+static inline ssize_t equicast_send(int fd, const void *buf, size_t len) { return send(fd, buf, len, MSG_NOSIGNAL); }
+
+/* ---- signals: handlers only set bits; the poll loop reads and clears them ---------------------------------- */
+enum { EQUICAST_SIGNAL_TERMINATE = 1, EQUICAST_SIGNAL_RELOAD = 2 };
+void equicast_install_signal_handlers(void);
+/* Bits of the signals received since the last call. */
+int equicast_take_signals(void);
 
 #endif

@@ -1,0 +1,195 @@
+import EquicastCore
+import EquicastPosix
+
+/// A configuration problem, naming where it was: a line of the config file, or a command-line flag.
+public enum ConfigError: Error, Equatable, CustomStringConvertible {
+    case malformedLine(source: String, line: Int, text: String)
+    case unknownKey(source: String, line: Int, key: String)
+    case badValue(source: String, line: Int, key: String, value: String, reason: String)
+    case invalid(key: String, reason: String)
+    case unreadable(PosixError)
+
+    public var description: String {
+        switch self {
+        case .malformedLine(let source, let line, let text):
+            return "\(source):\(line): expected 'Key = value', found '\(text)'"
+        case .unknownKey(let source, let line, let key):
+            return "\(source):\(line): unknown setting '\(key)'"
+        case .badValue(let source, let line, let key, let value, let reason):
+            return "\(source):\(line): \(key) = \(value): \(reason)"
+        case .invalid(let key, let reason):
+            return "\(key): \(reason)"
+        case .unreadable(let error):
+            return "cannot read the config file: \(error)"
+        }
+    }
+}
+
+/// The agent's settings: the `key = value` config file (comments start with #), overridden by `--Key value`
+/// flags. Every membership parameter is documented on `MembershipConfig`.
+public struct AgentConfig: Equatable {
+    /// Where the agent listens: UDP for gossip and probes, TCP (same port) for syncs and transfers.
+    public var bindAddress = SocketAddress(ipv4: 0, 0, 0, 0, port: 7946)
+    /// The address other nodes use to reach this one; defaults to `BindAddress` unless that is a wildcard.
+    public var advertiseAddress: SocketAddress?
+    /// Addresses of nodes to join through (comma-separated); empty for the first node of a fleet.
+    public var seeds: [SocketAddress] = []
+    /// Node id, boot count and (later) releases and chunks live here.
+    public var stateDirectory = "/var/lib/equicast"
+    /// The 32-byte fleet key (hex or base64, mode 0600).
+    public var fleetKeyFile = "/etc/equicast/fleet.key"
+    /// `EncryptionEnabled`: seal frames with XChaCha20-Poly1305 (true) or send them in the clear with a keyed
+    /// MAC (false; only for debugging on a trusted network). Every node of a fleet should agree.
+    public var encryptionEnabled = true
+    /// Unix socket for the `equicast` operator tool; defaults to StateDirectory/control.sock.
+    public var controlSocket: String?
+    /// A human-readable name for logs and the MIB; defaults to the node id.
+    public var nodeName = ""
+    public var logLevel = LogLevel.info
+    public var membership = MembershipConfig()
+
+    public init() {}
+
+    public var effectiveControlSocket: String { controlSocket ?? stateDirectory + "/control.sock" }
+
+    /// Applies a whole config file's text.
+    public mutating func apply(fileText: String, source: String) throws(ConfigError) {
+        var lineNumber = 0
+        for rawLine in fileText.split(separator: "\n", omittingEmptySubsequences: false) {
+            lineNumber += 1
+            var line = String(rawLine)
+            if let hash = line.firstIndex(of: "#") { line = String(line[line.startIndex..<hash]) }
+            line = trimmed(line)
+            if line.isEmpty { continue }
+            guard let eq = line.firstIndex(of: "=") else {
+                throw .malformedLine(source: source, line: lineNumber, text: line)
+            }
+            let key = trimmed(String(line[line.startIndex..<eq]))
+            let value = trimmed(String(line[line.index(after: eq)...]))
+            if key.isEmpty { throw .malformedLine(source: source, line: lineNumber, text: line) }
+            try set(key, value, source: source, line: lineNumber)
+        }
+    }
+
+    /// Sets one key. Keys are matched without regard to case.
+    public mutating func set(_ key: String, _ value: String, source: String, line: Int) throws(ConfigError) {
+        func bad(_ reason: String) -> ConfigError {
+            .badValue(source: source, line: line, key: key, value: value, reason: reason)
+        }
+        func milliseconds() throws(ConfigError) -> UInt64 {
+            guard let v = UInt64(value), v > 0 else { throw bad("expected a whole number of milliseconds") }
+            return v
+        }
+        func count() throws(ConfigError) -> Int {
+            guard let v = Int(value), v >= 0 else { throw bad("expected a whole number") }
+            return v
+        }
+        func address(_ text: String) throws(ConfigError) -> SocketAddress {
+            do throws(PosixError) { return try SocketAddress.parse(text) } catch { throw bad(error.description) }
+        }
+        switch key.lowercased() {
+        case "bindaddress": bindAddress = try address(value)
+        case "advertiseaddress": advertiseAddress = try address(value)
+        case "seeds":
+            var list: [SocketAddress] = []
+            for part in value.split(separator: ",") where !trimmed(String(part)).isEmpty {
+                list.append(try address(trimmed(String(part))))
+            }
+            seeds = list
+        case "statedirectory":
+            guard value.hasPrefix("/") || value.hasPrefix(".") else { throw bad("expected a path") }
+            stateDirectory = value
+        case "fleetkeyfile": fleetKeyFile = value
+        case "controlsocket": controlSocket = value
+        case "nodename":
+            guard value.utf8.count <= 64 else { throw bad("at most 64 bytes") }
+            nodeName = value
+        case "encryptionenabled":
+            switch value.lowercased() {
+            case "true", "yes", "on", "1": encryptionEnabled = true
+            case "false", "no", "off", "0": encryptionEnabled = false
+            default: throw bad("expected true or false")
+            }
+        case "loglevel":
+            guard let level = LogLevel(name: value) else { throw bad("expected error, warning, info or debug") }
+            logLevel = level
+        case "ringsize": membership.ringSize = try count()
+        case "gossipinterval": membership.gossipInterval = try milliseconds()
+        case "probeinterval": membership.probeInterval = try milliseconds()
+        case "probetimeout": membership.probeTimeout = try milliseconds()
+        case "heartbeattimeout": membership.heartbeatTimeout = try milliseconds()
+        case "fanout": membership.fanout = try count()
+        case "indirectchecks": membership.indirectChecks = try count()
+        case "suspicionmultiplier": membership.suspicionMultiplier = try count()
+        case "retransmitmultiplier": membership.retransmitMultiplier = try count()
+        case "syncinterval": membership.syncInterval = try milliseconds()
+        case "membersmax": membership.membersMax = try count()
+        default:
+            throw .unknownKey(source: source, line: line, key: key)
+        }
+    }
+
+    /// Checks the whole configuration once every source has been applied.
+    public func validate() throws(ConfigError) {
+        if let (field, reason) = membership.validate() { throw .invalid(key: field, reason: reason) }
+        if bindAddress.port == 0 { throw .invalid(key: "BindAddress", reason: "needs a port") }
+        if advertiseAddress == nil && isWildcard(bindAddress) {
+            throw .invalid(key: "AdvertiseAddress", reason: "required when BindAddress is a wildcard address")
+        }
+    }
+
+    /// The address announced to other nodes.
+    public var announcedAddress: SocketAddress { advertiseAddress ?? bindAddress }
+
+    private func isWildcard(_ a: SocketAddress) -> Bool { a.high == 0 && a.low == 0 }
+}
+
+func trimmed(_ s: String) -> String {
+    var chars = Substring(s)
+    while let f = chars.first, f == " " || f == "\t" || f == "\r" { chars.removeFirst() }
+    while let l = chars.last, l == " " || l == "\t" || l == "\r" { chars.removeLast() }
+    return String(chars)
+}
+
+extension AgentConfig {
+    /// Builds the configuration from `--config FILE` (if given) and then every `--Key value` or `--Key=value`
+    /// flag, in order; returns it with the config file's path (for SIGHUP reloads).
+    public static func load(arguments: [String]) throws(ConfigError) -> (AgentConfig, String?) {
+        var config = AgentConfig()
+        var overrides: [(String, String)] = []
+        var path: String?
+        var i = 0
+        while i < arguments.count {
+            let arg = arguments[i]
+            guard arg.hasPrefix("--"), arg.count > 2 else {
+                throw .malformedLine(source: "command line", line: i + 1, text: arg)
+            }
+            var key = String(arg.dropFirst(2))
+            var value: String
+            if let eq = key.firstIndex(of: "=") {
+                value = String(key[key.index(after: eq)...])
+                key = String(key[key.startIndex..<eq])
+            } else {
+                guard i + 1 < arguments.count else {
+                    throw .badValue(source: "command line", line: i + 1, key: key, value: "", reason: "needs a value")
+                }
+                i += 1
+                value = arguments[i]
+            }
+            if key.lowercased() == "config" { path = value } else { overrides.append((key, value)) }
+            i += 1
+        }
+        if let path {
+            let bytes: [UInt8]
+            do throws(PosixError) { bytes = try FileSystem.readFile(path, limit: 1 << 20) } catch {
+                throw .unreadable(error)
+            }
+            try config.apply(fileText: String(decoding: bytes, as: UTF8.self), source: path)
+        }
+        for (n, (key, value)) in overrides.enumerated() {
+            try config.set(key, value, source: "command line flag --\(key)", line: n + 1)
+        }
+        try config.validate()
+        return (config, path)
+    }
+}

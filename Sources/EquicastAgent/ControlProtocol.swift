@@ -1,0 +1,48 @@
+import EquicastCore
+import EquicastPosix
+
+/// The control socket's protocol: one request line (`status`, `members`), then the agent writes its answer and
+/// closes. Answers are tab-separated `key value` lines (status) or rows (members), easy to parse and to read.
+enum ControlProtocol {
+    static func respond(to request: String, daemon: Daemon, now: UInt64) -> String {
+        let node = daemon.node
+        switch trimmed(request) {
+        case "status":
+            let c = node.counters
+            var lines: [(String, String)] = [
+                ("node", node.id.description),
+                ("name", daemon.config.nodeName.isEmpty ? node.id.description : daemon.config.nodeName),
+                ("version", AgentVersion.string),
+                ("profile", "lite"),
+                ("address", node.address.description),
+                ("incarnation", "\(node.incarnation)"),
+                ("uptime_ms", "\(now - daemon.startedAt)"),
+                ("encryption", daemon.config.encryptionEnabled ? "on" : "off"),
+                ("ring_size", "\(daemon.config.membership.ringSize)"),
+                ("gossip_interval_ms", "\(daemon.config.membership.gossipInterval)"),
+                ("heartbeat_timeout_ms", "\(daemon.config.membership.heartbeatTimeout)"),
+            ]
+            for s in MemberState.allCases { lines.append(("members_\(s)", "\(node.count(s))")) }
+            lines += [
+                ("packets_in", "\(c.packetsIn)"), ("packets_out", "\(c.packetsOut)"),
+                ("bytes_in", "\(c.bytesIn)"), ("bytes_out", "\(c.bytesOut)"),
+                ("decode_errors", "\(c.decodeErrors)"), ("authentication_failures", "\(c.authenticationFailures)"),
+                ("replays_rejected", "\(c.replaysRejected)"), ("syncs_started", "\(c.syncsStarted)"),
+                ("syncs_completed", "\(c.syncsCompleted)"), ("syncs_failed", "\(c.syncsFailed)"),
+                ("syncs_served", "\(c.syncsServed)"), ("probes_sent", "\(c.probesSent)"),
+                ("suspicions_raised", "\(c.suspicionsRaised)"), ("refutations", "\(c.refutations)"),
+                ("events_delivered", "\(c.eventsDelivered)"),
+            ]
+            return lines.map { $0.0 + "\t" + $0.1 + "\n" }.joined()
+        case "members":
+            var out = "id\taddress\tstate\tincarnation\tlast_heard_ms_ago\n"
+            for m in node.members {
+                let heard = m.id == node.id ? "0" : (m.lastHeard == 0 ? "-" : "\(now - m.lastHeard)")
+                out += "\(m.id)\t\(m.address)\t\(m.state)\t\(m.incarnation)\t\(heard)\n"
+            }
+            return out
+        default:
+            return "error\tunknown request '\(trimmed(request))' (status, members)\n"
+        }
+    }
+}

@@ -1,0 +1,127 @@
+import CEquicastShims
+import EquicastCore
+
+/// A non-blocking stream socket (TCP, or a Unix socket accepted by a listener). Owns its descriptor.
+public final class StreamSocket {
+    public let fd: Int32
+    /// True until a non-blocking connect has completed.
+    public private(set) var connecting: Bool
+
+    init(fd: Int32, connecting: Bool) {
+        self.fd = fd
+        self.connecting = connecting
+    }
+
+    deinit { close(fd) }
+
+    /// Starts a non-blocking TCP connection; completion shows as writability (see `finishConnect`).
+    public static func connect(to address: SocketAddress) throws(PosixError) -> StreamSocket {
+        let family = address.family == .ipv6 ? equicast_af_inet6() : equicast_af_inet()
+        let fd = try retryingSyscall("socket") { socket(family, equicast_sock_stream(), 0) }
+        var ep = address.endpoint
+        if equicast_connect(fd, &ep) != 0 {
+            let code = equicast_errno()
+            if code != EINPROGRESS {
+                close(fd)
+                throw .syscall(name: "connect \(address)", errno: code)
+            }
+            return StreamSocket(fd: fd, connecting: true)
+        }
+        return StreamSocket(fd: fd, connecting: false)
+    }
+
+    /// Completes a connect once the socket polled writable; throws the connect's error.
+    public func finishConnect() throws(PosixError) {
+        guard connecting else { return }
+        let code = equicast_socket_error(fd)
+        if code != 0 { throw .syscall(name: "connect", errno: code) }
+        connecting = false
+    }
+
+    /// Reads what is available, at most `limit` bytes: empty array at end of stream, nil when nothing is waiting.
+    public func read(limit: Int = 65536) throws(PosixError) -> [UInt8]? {
+        var buffer = [UInt8](repeating: 0, count: limit)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { CEquicastShims.read(fd, $0.baseAddress, $0.count) }
+            if n >= 0 {
+                buffer.removeSubrange(n...)
+                return buffer
+            }
+            let code = equicast_errno()
+            if code == EINTR { continue }
+            if equicast_errno_is_would_block(code) != 0 { return nil }
+            throw .syscall(name: "read", errno: code)
+        }
+    }
+
+    /// Writes as much of `bytes[offset...]` as the socket takes; returns the count written (0 when full).
+    public func write(_ bytes: [UInt8], from offset: Int) throws(PosixError) -> Int {
+        while true {
+            let n = bytes.withUnsafeBytes { equicast_send(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n >= 0 { return n }
+            let code = equicast_errno()
+            if code == EINTR { continue }
+            if equicast_errno_is_would_block(code) != 0 { return 0 }
+            throw .syscall(name: "write", errno: code)
+        }
+    }
+}
+
+/// A listening TCP or Unix socket.
+public final class Listener {
+    public let fd: Int32
+    public let path: String?
+
+    /// TCP on `address` (SO_REUSEADDR, so a restarted agent can bind again at once).
+    public init(tcp address: SocketAddress) throws(PosixError) {
+        let family = address.family == .ipv6 ? equicast_af_inet6() : equicast_af_inet()
+        let fd = try retryingSyscall("socket") { socket(family, equicast_sock_stream(), 0) }
+        var ep = address.endpoint
+        do throws(PosixError) {
+            _ = try retryingSyscall("setsockopt SO_REUSEADDR") { equicast_set_reuseaddr(fd) }
+            _ = try retryingSyscall("bind TCP \(address)") { equicast_bind(fd, &ep) }
+            _ = try retryingSyscall("listen") { listen(fd, 64) }
+        } catch {
+            close(fd)
+            throw error
+        }
+        self.fd = fd
+        self.path = nil
+    }
+
+    /// A Unix socket at `path`, mode 0600 (only the agent's user may talk to it).
+    public init(unixPath: String) throws(PosixError) {
+        let fd = equicast_unix_listen(unixPath)
+        if fd < 0 { throw .file(path: unixPath, operation: "listen on control socket", errno: equicast_errno()) }
+        self.fd = fd
+        self.path = unixPath
+    }
+
+    deinit {
+        close(fd)
+        if let path { unlink(path) }
+    }
+
+    /// Accepts one pending connection, or nil when none is waiting.
+    public func accept() throws(PosixError) -> StreamSocket? {
+        var from = equicast_endpoint()
+        while true {
+            let c = equicast_accept(fd, &from)
+            if c >= 0 { return StreamSocket(fd: c, connecting: false) }
+            let code = equicast_errno()
+            if code == EINTR || code == ECONNABORTED { continue }
+            if equicast_errno_is_would_block(code) != 0 { return nil }
+            throw .syscall(name: "accept", errno: code)
+        }
+    }
+}
+
+/// Signals for the daemon's loop.
+public enum Signals {
+    public static func install() { equicast_install_signal_handlers() }
+    /// (terminate, reload) requested since the last call.
+    public static func take() -> (terminate: Bool, reload: Bool) {
+        let bits = equicast_take_signals()
+        return (bits & 1 != 0, bits & 2 != 0)
+    }
+}
