@@ -10,8 +10,12 @@ import PackageDescription
 let package = Package(
     name: "Equicast",
     products: [
+        .executable(name: "equicast", targets: ["equicast"]),
         .executable(name: "equicastd", targets: ["equicastd"]),
         .executable(name: "equicast-bench", targets: ["EquicastBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
     ],
     targets: [
         // MARK: C system libraries and our own C shims
@@ -42,6 +46,12 @@ let package = Package(
 
         // MARK: operator-side and benchmark tools (full Swift)
         .executableTarget(
+            name: "equicast",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"), "CEquicastShims", "EquicastCrypto",
+                "EquicastPosix",
+            ]),
+        .executableTarget(
             name: "EquicastBench", dependencies: ["EquicastCrypto", "EquicastCompression", "EquicastPosix"],
             path: "bench/swift/EquicastBench"),
 
@@ -51,5 +61,6 @@ let package = Package(
         .testTarget(name: "EquicastCoreTests", dependencies: ["EquicastCore", "EquicastCrypto"]),
         .testTarget(name: "EquicastPosixTests", dependencies: ["EquicastPosix", "EquicastCrypto"]),
         .testTarget(name: "EquicastAgentTests", dependencies: ["EquicastAgent"]),
+        .testTarget(name: "EquicastIntegrationTests", dependencies: ["CEquicastShims", "EquicastCore", "equicastd"]),
     ]
 )

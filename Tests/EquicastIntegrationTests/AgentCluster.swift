@@ -1,0 +1,132 @@
+import CEquicastShims
+import EquicastCore
+import Foundation
+
+/// Real `equicastd` processes on loopback, each with its own state directory, started and stopped by the test.
+final class AgentCluster {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    static var daemonPath: String { repository.appendingPathComponent(".build/debug/equicastd").path }
+
+    let directory: String
+    let basePort: Int
+    var processes: [Int: Process] = [:]
+    let fastTimers: [String]
+
+    init(name: String) {
+        directory = NSTemporaryDirectory() + "equicast-\(name)-\(UUID().uuidString.prefix(8))"
+        try! FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // A port range per run, so parallel or leftover runs do not collide.
+        basePort = 20000 + Int(getpid() % 400) * 100 + Int.random(in: 0..<50)
+        // Shorter than the defaults so the tests run in seconds; the ratios between them are the defaults'.
+        fastTimers = [
+            "--GossipInterval", "100", "--ProbeInterval", "500", "--ProbeTimeout", "200", "--HeartbeatTimeout",
+            "2500", "--SyncInterval", "1000",
+        ]
+        writeKey("fleet.key")
+    }
+
+    deinit {
+        for p in processes.values where p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func writeKey(_ name: String) {
+        var bytes = [UInt8](repeating: 0, count: 32)
+        for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
+        let hex = bytes.map { String(format: "%02x", $0) }.joined()
+        let path = directory + "/" + name
+        FileManager.default.createFile(atPath: path, contents: Data(hex.utf8), attributes: [.posixPermissions: 0o600])
+    }
+
+    func port(_ i: Int) -> Int { basePort + i }
+    func socket(_ i: Int) -> String { directory + "/n\(i)/control.sock" }
+
+    /// Starts node i, joining through node 0 unless it is node 0.
+    func start(_ i: Int, key: String = "fleet.key") throws {
+        let state = directory + "/n\(i)"
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: AgentCluster.daemonPath)
+        var args = [
+            "run", "--BindAddress", "127.0.0.1:\(port(i))", "--StateDirectory", state, "--FleetKeyFile",
+            directory + "/" + key, "--LogLevel", "info",
+        ]
+        if i != 0 { args += ["--Seeds", "127.0.0.1:\(port(0))"] }
+        p.arguments = args + fastTimers
+        let log =
+            FileHandle(forWritingAtPath: state + ".log")
+            ?? {
+                FileManager.default.createFile(atPath: state + ".log", contents: nil)
+                return FileHandle(forWritingAtPath: state + ".log")!
+            }()
+        p.standardError = log
+        p.standardOutput = log
+        try p.run()
+        processes[i] = p
+    }
+
+    func kill9(_ i: Int) {
+        guard let p = processes[i] else { return }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+    }
+
+    func terminate(_ i: Int) {
+        guard let p = processes[i] else { return }
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+    }
+
+    func isRunning(_ i: Int) -> Bool { processes[i]?.isRunning ?? false }
+
+    /// One request to node i's control socket; nil when it does not answer.
+    func request(_ i: Int, _ line: String) -> String? {
+        let fd = equicast_unix_connect(socket(i))
+        if fd < 0 { return nil }
+        defer { close(fd) }
+        let bytes = Array((line + "\n").utf8)
+        _ = bytes.withUnsafeBytes { equicast_send(fd, $0.baseAddress!, $0.count) }
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            answer += buffer[0..<n]
+        }
+        return String(decoding: answer, as: UTF8.self)
+    }
+
+    /// Node i's member table: id -> state.
+    func members(_ i: Int) -> [String: String]? {
+        guard let text = request(i, "members") else { return nil }
+        var out: [String: String] = [:]
+        for line in text.split(separator: "\n").dropFirst() {
+            let cols = line.split(separator: "\t").map(String.init)
+            if cols.count >= 3 { out[cols[0]] = cols[2] }
+        }
+        return out
+    }
+
+    func status(_ i: Int) -> [String: String]? {
+        guard let text = request(i, "status") else { return nil }
+        var out: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let cols = line.split(separator: "\t").map(String.init)
+            if cols.count == 2 { out[cols[0]] = cols[1] }
+        }
+        return out
+    }
+
+    func nodeID(_ i: Int) -> String? { status(i)?["node"] }
+
+    /// Polls `condition` every 100 ms until it holds or `seconds` pass; returns the seconds it took.
+    func waitFor(seconds: Double, _ condition: () -> Bool) -> Double? {
+        let start = Date()
+        while Date().timeIntervalSince(start) < seconds {
+            if condition() { return Date().timeIntervalSince(start) }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        return condition() ? Date().timeIntervalSince(start) : nil
+    }
+}
