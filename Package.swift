@@ -48,7 +48,7 @@ let package = Package(
         .executableTarget(
             name: "equicast",
             dependencies: [
-                .product(name: "ArgumentParser", package: "swift-argument-parser"), "CEquicastShims", "EquicastCrypto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"), "EquicastCrypto",
                 "EquicastPosix",
             ]),
         .executableTarget(
@@ -61,6 +61,6 @@ let package = Package(
         .testTarget(name: "EquicastCoreTests", dependencies: ["EquicastCore", "EquicastCrypto"]),
         .testTarget(name: "EquicastPosixTests", dependencies: ["EquicastPosix", "EquicastCrypto"]),
         .testTarget(name: "EquicastAgentTests", dependencies: ["EquicastAgent"]),
-        .testTarget(name: "EquicastIntegrationTests", dependencies: ["CEquicastShims", "EquicastCore", "equicastd"]),
+        .testTarget(name: "EquicastIntegrationTests", dependencies: ["EquicastCore", "EquicastPosix", "equicastd"]),
     ]
 )

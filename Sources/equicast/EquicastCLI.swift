@@ -1,5 +1,4 @@
 import ArgumentParser
-import CEquicastShims
 import EquicastCrypto
 import EquicastPosix
 import Foundation
@@ -19,22 +18,12 @@ struct AgentOptions: ParsableArguments {
 
     /// Sends one request line and returns the agent's answer.
     func request(_ line: String) throws -> String {
-        let fd = equicast_unix_connect(socket)
-        if fd < 0 {
-            throw ValidationError(
-                "cannot reach the agent at \(socket): \(errorText(equicast_errno())) (is equicastd running? --socket)")
+        let text: String
+        do {
+            text = try ControlClient.request(line, socket: socket)
+        } catch {
+            throw ValidationError("cannot reach the agent: \(error) (is equicastd running? see --socket)")
         }
-        defer { close(fd) }
-        let bytes = Array((line + "\n").utf8)
-        _ = bytes.withUnsafeBytes { equicast_send(fd, $0.baseAddress!, $0.count) }
-        var answer: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            answer += buffer[0..<n]
-        }
-        let text = String(decoding: answer, as: UTF8.self)
         if text.hasPrefix("error\t") {
             throw ValidationError(String(text.dropFirst(6)).trimmingCharacters(in: .newlines))
         }

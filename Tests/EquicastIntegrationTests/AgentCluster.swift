@@ -1,5 +1,5 @@
-import CEquicastShims
 import EquicastCore
+import EquicastPosix
 import Foundation
 
 /// Real `equicastd` processes on loopback, each with its own state directory, started and stopped by the test.
@@ -82,19 +82,7 @@ final class AgentCluster {
 
     /// One request to node i's control socket; nil when it does not answer.
     func request(_ i: Int, _ line: String) -> String? {
-        let fd = equicast_unix_connect(socket(i))
-        if fd < 0 { return nil }
-        defer { close(fd) }
-        let bytes = Array((line + "\n").utf8)
-        _ = bytes.withUnsafeBytes { equicast_send(fd, $0.baseAddress!, $0.count) }
-        var answer: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            answer += buffer[0..<n]
-        }
-        return String(decoding: answer, as: UTF8.self)
+        try? ControlClient.request(line, socket: socket(i))
     }
 
     /// Node i's member table: id -> state.

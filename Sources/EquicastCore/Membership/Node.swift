@@ -90,10 +90,8 @@ public final class Node {
     var mismatchPeer: NodeID?
     var leaveRoundsLeft = 0
 
-    var transmits: [Transmit] = []
-    var transmitHead = 0
-    var events: [NodeEvent] = []
-    var eventHead = 0
+    var transmits = OutputQueue<Transmit>()
+    var events = OutputQueue<NodeEvent>()
 
     struct Probe {
         let target: NodeID
@@ -170,27 +168,9 @@ public final class Node {
 
     // MARK: outputs
 
-    public func pollTransmit() -> Transmit? {
-        guard transmitHead < transmits.count else { return nil }
-        let t = transmits[transmitHead]
-        transmitHead += 1
-        if transmitHead == transmits.count {
-            transmits.removeAll(keepingCapacity: true)
-            transmitHead = 0
-        }
-        return t
-    }
+    public func pollTransmit() -> Transmit? { transmits.pop() }
 
-    public func pollEvent() -> NodeEvent? {
-        guard eventHead < events.count else { return nil }
-        let e = events[eventHead]
-        eventHead += 1
-        if eventHead == events.count {
-            events.removeAll(keepingCapacity: true)
-            eventHead = 0
-        }
-        return e
-    }
+    public func pollEvent() -> NodeEvent? { events.pop() }
 
     /// The next moment `handleTimeout` has work to do.
     public func pollTimeout() -> UInt64 {
@@ -229,5 +209,25 @@ public final class Node {
         z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
         z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
         return z ^ (z >> 31)
+    }
+}
+
+/// A FIFO the driver drains: appends at the back, pops from the front without shifting, and reuses its storage
+/// once empty.
+struct OutputQueue<Element> {
+    private var items: [Element] = []
+    private var head = 0
+
+    mutating func append(_ item: Element) { items.append(item) }
+
+    mutating func pop() -> Element? {
+        guard head < items.count else { return nil }
+        let item = items[head]
+        head += 1
+        if head == items.count {
+            items.removeAll(keepingCapacity: true)
+            head = 0
+        }
+        return item
     }
 }
