@@ -5,10 +5,11 @@ SHELL := /bin/bash
 # Debian packages the build and tests need. The cross sysroots are assembled separately by cross/sysroot.sh.
 DEB_PACKAGES := libsodium-dev zlib1g-dev libsnmp-dev pkg-config qemu-user-static binutils python3
 
-.PHONY: test deps lint build unit-test cross-test fuzz bench-crypto clean
+.PHONY: test demo deps lint build unit-test cross-test fuzz bench-crypto clean
 
 ## test: install what is missing, build, run the unit tests, then the Embedded cross builds and their
 ## selftests (aarch64 and armv7hf under qemu, x86_64 natively, and aarch64 with SNMP).
+## test: see above.
 test: deps lint build unit-test cross-test
 
 ## deps: install missing Debian packages (needs root; otherwise it lists what to install).
@@ -33,7 +34,14 @@ unit-test:
 
 cross-test:
 	cross/build.sh --arch all --test
+	cross/cluster-test.sh aarch64
+	cross/cluster-test.sh armv7hf
 	cross/build.sh --arch aarch64 --snmp --test
+
+## demo: eight agents on loopback (one aarch64 under qemu) converge, one is killed, the rest mark it failed.
+demo: deps build
+	cross/build.sh --arch aarch64
+	demo/fleet.sh
 
 ## fuzz: run the libFuzzer targets for SECONDS each (default 60).
 fuzz:

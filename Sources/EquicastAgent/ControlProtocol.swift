@@ -37,7 +37,7 @@ enum ControlProtocol {
         case "members":
             var out = "id\taddress\tstate\tincarnation\tlast_heard_ms_ago\n"
             for m in node.members {
-                let heard = m.id == node.id ? "0" : (m.lastHeard == 0 ? "-" : "\(now - m.lastHeard)")
+                let heard = m.id == node.id ? "0" : (m.lastHeard == 0 ? "never" : "\(now - m.lastHeard)")
                 out += "\(m.id)\t\(m.address)\t\(m.state)\t\(m.incarnation)\t\(heard)\n"
             }
             return out
