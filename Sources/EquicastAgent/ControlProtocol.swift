@@ -1,7 +1,7 @@
 import EquicastCore
 import EquicastPosix
 
-/// The control socket's protocol: one request line (`status`, `members`), then the agent writes its answer and
+/// The control socket's protocol: one request line (`status`, `members`, `broadcast TEXT`), then the agent writes its answer and
 /// closes. Answers are tab-separated `key value` lines (status) or rows (members), easy to parse and to read.
 enum ControlProtocol {
     static func respond(to request: String, daemon: Daemon, now: UInt64) -> String {
@@ -42,7 +42,16 @@ enum ControlProtocol {
             }
             return out
         default:
-            return "error\tunknown request '\(trimmed(request))' (status, members)\n"
+            let words = trimmed(request).split(separator: " ", maxSplits: 1)
+            if words.count == 2 && words[0] == "broadcast" {
+                let payload = Array(words[1].utf8)
+                guard payload.count <= GossipEvent.payloadByteCountMax else {
+                    return "error\tbroadcast payload over \(GossipEvent.payloadByteCountMax) bytes\n"
+                }
+                node.handleCommand(.broadcast(payload), now: now)
+                return "ok\tbroadcast queued\n"
+            }
+            return "error\tunknown request '\(trimmed(request))' (status, members, broadcast TEXT)\n"
         }
     }
 }

@@ -13,6 +13,17 @@ import Testing
         #expect(Set(fleet.nodes.map { $0.digest }).count == 1)
     }
 
+    /// 128 nodes joining through one seed at the same moment: each joiner's snapshot misses the arrivals that
+    /// follow it, so this needs the joiners' self-announcements and an early repair sync; convergence must not
+    /// wait for the periodic sync pace.
+    @Test(arguments: [1, 2, 3])
+    func simultaneousJoinConvergesBeforeTheSyncInterval(seed: UInt64) {
+        let fleet = TestFleet(count: 128, seed: seed)
+        let at = fleet.runUntil(deadline: 10_000) { fleet.converged() }
+        #expect(at != nil, "seed \(seed): not converged after 10 s")
+        #expect((at ?? .max) < fleet.config.syncInterval, "seed \(seed): converged only at \(at ?? 0) ms")
+    }
+
     @Test(arguments: [1, 2, 3])
     func crashedNodeIsDeclaredFailedWithinTheBound(seed: UInt64) {
         let fleet = TestFleet(count: 16, seed: seed)

@@ -56,8 +56,16 @@ extension Node {
             transmits.append(.streamReply(connection: connection, bytes: seal(reply, messageClass: .control)))
         case (.syncResponse, .outgoing(let sid)):
             guard pendingSyncs.removeValue(forKey: sid) != nil else { return }
+            let joining = present.isEmpty
             merge(message.items, from: sender, now: now)
             counters.syncsCompleted += 1
+            if joining && !present.isEmpty {
+                // A joiner announces itself to the members it just learned: with many nodes joining through one
+                // seed, the seed alone could not spread every arrival in time. Its snapshot is the view most
+                // likely to miss concurrent arrivals, so the join does not use up the mismatch-sync allowance.
+                enqueueNews(.member(selfUpdate), now: now)
+                nextSyncAllowed = now
+            }
         default:
             counters.decodeErrors += 1
         }

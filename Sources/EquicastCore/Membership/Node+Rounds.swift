@@ -88,11 +88,13 @@ extension Node {
         }
         maybeSync(now: now)
         guard !queue.isEmpty, !present.isEmpty else { return }
-        var targets = ringNeighbours
-        let picks = PeerSelection.rendezvousTargets(
+        // Rendezvous picks first: each change goes out only `retransmitLimit` times, and the far-reaching random
+        // hops are what make spread O(log N); the ring neighbours, which mostly tell each other, come after.
+        var targets = PeerSelection.rendezvousTargets(
             selfID: id, round: round, viewDigest: digest, memberCount: present.count, count: config.fanout,
-            excluding: nil)
-        for p in picks where !targets.contains(present[p]) { targets.append(present[p]) }
+            excluding: nil
+        ).map { present[$0] }
+        for n in ringNeighbours where !targets.contains(n) { targets.append(n) }
         for target in targets {
             guard let m = table[target], !queue.isEmpty else { break }
             send(Message(type: .gossip, digest: digest), to: target, address: m.address)
