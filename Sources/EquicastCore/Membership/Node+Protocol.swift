@@ -6,8 +6,9 @@ extension Node {
         guard let (sender, message) = openAndDecode(bytes, transport: .datagram, from: from) else { return }
         heard(sender, now: now)
         if isLeaving && message.type != .ack { return }
-        noteDigest(message.digest, from: sender)
         for item in message.items { absorb(item, from: sender, now: now) }
+        // After the items: a packet carrying the news that makes two views equal is not a mismatch.
+        noteDigest(message.digest, from: sender, now: now)
         switch message.type {
         case .ping:
             // A ping for another id (a restarted process reusing the address) gets no ack.
@@ -183,8 +184,17 @@ extension Node {
         }
     }
 
-    func noteDigest(_ theirs: UInt64, from sender: NodeID) {
-        if theirs != digest { mismatchPeer = sender }
+    /// Remembers the last peer whose view differs from ours (and forgets it once it agrees). When our own news
+    /// has all gone out, the next round comes early: a round with nothing queued sends nothing but may sync.
+    func noteDigest(_ theirs: UInt64, from sender: NodeID, now: UInt64) {
+        if theirs == digest {
+            if mismatchPeer == sender { mismatchPeer = nil }
+            return
+        }
+        mismatchPeer = sender
+        if queue.isEmpty && pendingSyncs.isEmpty && now >= nextSyncAllowed {
+            nextGossip = min(nextGossip, now + config.gossipInterval / 4)
+        }
     }
 
     func fullState() -> [GossipItem] {
