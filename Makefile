@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
 # Debian packages the build and tests need. The cross sysroots are assembled separately by cross/sysroot.sh.
-DEB_PACKAGES := libsodium-dev zlib1g-dev libsnmp-dev pkg-config qemu-user-static binutils python3
+DEB_PACKAGES := libsodium-dev zlib1g-dev libsnmp-dev pkg-config qemu-user-static binutils python3 iproute2
 
 .PHONY: test demo deps lint build unit-test cross-test fuzz bench-crypto clean
 

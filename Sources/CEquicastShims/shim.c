@@ -1,5 +1,8 @@
 #include "CEquicastShims.h"
 
+#include <ifaddrs.h>
+#include <net/if.h>
+
 /* glibc passes (argc, argv, envp) to functions in .init_array; capturing them here gives Embedded Swift,
    which has no CommandLine, the process arguments without a main() written in C. */
 static int equicast_saved_argc = 0;
@@ -51,4 +54,31 @@ int equicast_take_signals(void) {
     int bits = equicast_pending_signals;
     equicast_pending_signals = 0;
     return bits;
+}
+
+int equicast_interface_address(int family, equicast_endpoint *out, char *name, size_t name_size) {
+    struct ifaddrs *list = NULL;
+    if (getifaddrs(&list) != 0) return -1;
+    int found = -1;
+    for (struct ifaddrs *a = list; a != NULL && found != 0; a = a->ifa_next) {
+        if (a->ifa_addr == NULL || a->ifa_addr->sa_family != family) continue;
+        if (!(a->ifa_flags & IFF_UP) || (a->ifa_flags & IFF_LOOPBACK)) continue;
+        struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof(ss));
+        memcpy(&ss, a->ifa_addr, family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+        equicast_endpoint ep;
+        if (equicast_endpoint_from_sockaddr(&ss, &ep) != 0) continue;
+        if (!ep.is_v6 && ep.bytes[0] == 169 && ep.bytes[1] == 254) continue;    /* 169.254/16 */
+        if (ep.is_v6 && ep.bytes[0] == 0xfe && (ep.bytes[1] & 0xc0) == 0x80) continue; /* fe80::/10 */
+        ep.port = 0;
+        *out = ep;
+        if (name != NULL && name_size > 0) {
+            strncpy(name, a->ifa_name, name_size - 1);
+            name[name_size - 1] = 0;
+        }
+        found = 0;
+    }
+    freeifaddrs(list);
+    if (found != 0) errno = 0;
+    return found;
 }

@@ -30,7 +30,9 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
 public struct AgentConfig: Equatable {
     /// Where the agent listens: UDP for gossip and probes, TCP (same port) for syncs and transfers.
     public var bindAddress = SocketAddress(ipv4: 0, 0, 0, 0, port: 7946)
-    /// The address other nodes use to reach this one; defaults to `BindAddress` unless that is a wildcard.
+    /// The address other nodes use to reach this one. Default: `BindAddress`, or when that is a wildcard, the
+    /// source address of the route to the first reachable seed, else the first address of an interface that is
+    /// up (not loopback, not link-local).
     public var advertiseAddress: SocketAddress?
     /// Addresses of nodes to join through (comma-separated); empty for the first node of a fleet.
     public var seeds: [SocketAddress] = []
@@ -133,15 +135,10 @@ public struct AgentConfig: Equatable {
     public func validate() throws(ConfigError) {
         if let (field, reason) = membership.validate() { throw .invalid(key: field, reason: reason) }
         if bindAddress.port == 0 { throw .invalid(key: "BindAddress", reason: "needs a port") }
-        if advertiseAddress == nil && isWildcard(bindAddress) {
-            throw .invalid(key: "AdvertiseAddress", reason: "required when BindAddress is a wildcard address")
+        if let a = advertiseAddress, a.isUnspecified {
+            throw .invalid(key: "AdvertiseAddress", reason: "must be an address other nodes can reach, not a wildcard")
         }
     }
-
-    /// The address announced to other nodes.
-    public var announcedAddress: SocketAddress { advertiseAddress ?? bindAddress }
-
-    private func isWildcard(_ a: SocketAddress) -> Bool { a.high == 0 && a.low == 0 }
 }
 
 func trimmed(_ s: String) -> String {

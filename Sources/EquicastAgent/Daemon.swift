@@ -49,29 +49,49 @@ public final class Daemon {
         self.log = Logger(level: config.logLevel)
         let now = MonotonicClock.milliseconds()
         startedAt = now
+        let state: NodeState
+        let key: SymmetricKey
         do throws(PosixError) {
-            let state = try NodeState.loadAndAdvance(directory: config.stateDirectory)
-            let key = try KeyFile.loadSymmetric(config.fleetKeyFile)
+            state = try NodeState.loadAndAdvance(directory: config.stateDirectory)
+            key = try KeyFile.loadSymmetric(config.fleetKeyFile)
             udp = try UDPSocket(bindingTo: config.bindAddress)
             tcp = try Listener(tcp: udp.localAddress)
             control = try Listener(unixPath: config.effectiveControlSocket)
-            let keyring = try! FleetKeyring(primary: FleetKey(master: key))  // one key cannot clash with itself
-            var announced = config.announcedAddress
-            if announced.port == 0 || announced == config.bindAddress {
-                announced = udp.localAddress
-            }
-            node = Node(
-                id: state.id, address: announced, bootCount: state.bootCount, keyring: keyring,
-                encryptionEnabled: config.encryptionEnabled, config: config.membership, seeds: config.seeds,
-                randomSeed: secureRandomBytes(32), now: now)
-            log.log(
-                .info,
-                "equicastd \(AgentVersion.string) node \(state.id) (boot \(state.bootCount)) listening on \(udp.localAddress)"
-                    + ", announcing \(announced)"
-                    + (config.seeds.isEmpty ? "" : ", joining through \(config.seeds.count) seed(s)"))
         } catch {
             throw .startup(error)
         }
+        guard let (announced, how) = Daemon.addressToAnnounce(config: config, bound: udp.localAddress) else {
+            throw .config(
+                .invalid(
+                    key: "AdvertiseAddress",
+                    reason: "BindAddress \(config.bindAddress) is a wildcard and no address to announce was found "
+                        + "(no route to a seed, no interface up); set AdvertiseAddress"))
+        }
+        let keyring = try! FleetKeyring(primary: FleetKey(master: key))  // one key cannot clash with itself
+        node = Node(
+            id: state.id, address: announced, bootCount: state.bootCount, keyring: keyring,
+            encryptionEnabled: config.encryptionEnabled, config: config.membership, seeds: config.seeds,
+            randomSeed: secureRandomBytes(32), now: now)
+        log.log(
+            .info,
+            "equicastd \(AgentVersion.string) node \(state.id) (boot \(state.bootCount)) listening on \(udp.localAddress)"
+                + ", announcing \(announced)\(how)"
+                + (config.seeds.isEmpty ? "" : ", joining through \(config.seeds.count) seed(s)"))
+    }
+
+    /// What the node tells others to reach it by, and (for the log) how it was chosen when not configured.
+    static func addressToAnnounce(config: AgentConfig, bound: SocketAddress) -> (SocketAddress, String)? {
+        if let a = config.advertiseAddress { return (a.port == 0 ? a.with(port: bound.port) : a, "") }
+        if !bound.isUnspecified { return (bound, "") }
+        for seed in config.seeds where seed.family == bound.family {
+            if let source = try? AddressDiscovery.sourceAddress(towards: seed), !source.isUnspecified {
+                return (source.with(port: bound.port), " (source address of the route to seed \(seed))")
+            }
+        }
+        if let (address, interface) = AddressDiscovery.interfaceAddress(bound.family) {
+            return (address.with(port: bound.port), " (first address of interface \(interface))")
+        }
+        return nil
     }
 
     /// Runs until a graceful leave completes (SIGTERM or SIGINT).

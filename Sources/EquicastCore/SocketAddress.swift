@@ -45,6 +45,14 @@ public struct SocketAddress: Hashable, Comparable, Sendable, CustomStringConvert
         return family == .ipv4 ? Array(out[0..<4]) : out
     }
 
+    /// The same address with another port.
+    public func with(port: UInt16) -> SocketAddress {
+        SocketAddress(bytes: bytes, port: port)!
+    }
+
+    /// 0.0.0.0 or ::, a wildcard to bind to, never an address to announce.
+    public var isUnspecified: Bool { high == 0 && low == 0 }
+
     public static func < (a: SocketAddress, b: SocketAddress) -> Bool {
         if a.family != b.family { return a.family.rawValue < b.family.rawValue }
         if a.high != b.high { return a.high < b.high }

@@ -79,7 +79,7 @@ import Testing
         #expect(c.bindAddress.port == 7001)
     }
 
-    @Test func wholeConfigurationIsValidated() {
+    @Test func wholeConfigurationIsValidated() throws {
         #expect(throws: ConfigError.invalid(key: "RingSize", reason: "must be 2...16")) {
             _ = try AgentConfig.load(arguments: ["--BindAddress", "127.0.0.1:1", "--RingSize", "20"])
         }
@@ -88,10 +88,12 @@ import Testing
         }
         #expect(
             throws: ConfigError.invalid(
-                key: "AdvertiseAddress", reason: "required when BindAddress is a wildcard address")
+                key: "AdvertiseAddress", reason: "must be an address other nodes can reach, not a wildcard")
         ) {
-            _ = try AgentConfig.load(arguments: [])
+            _ = try AgentConfig.load(arguments: ["--AdvertiseAddress", "0.0.0.0:7946"])
         }
+        // The defaults alone are a valid configuration (the advertised address is found at startup).
+        #expect(try AgentConfig.load(arguments: []).0 == AgentConfig())
         #expect(
             throws: ConfigError.badValue(
                 source: "command line", line: 1, key: "Seeds", value: "", reason: "needs a value")

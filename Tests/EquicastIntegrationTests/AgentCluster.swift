@@ -13,17 +13,27 @@ final class AgentCluster {
     var processes: [Int: Process] = [:]
     let fastTimers: [String]
 
+    private static let blockLock = NSLock()
+    nonisolated(unsafe) private static var nextBlock = 0
+
+    private static func takeBlock() -> Int {
+        blockLock.lock()
+        defer { blockLock.unlock() }
+        nextBlock = (nextBlock + 1) % 20
+        return nextBlock
+    }
+
     init(name: String) {
         directory = NSTemporaryDirectory() + "equicast-\(name)-\(UUID().uuidString.prefix(8))"
         try! FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        // A port range per run, so parallel or leftover runs do not collide.
-        basePort = 20000 + Int(getpid() % 400) * 100 + Int.random(in: 0..<50)
+        // Suites run in parallel: each cluster takes its own block of 20 ports from a per-process range.
+        basePort = 20000 + Int(getpid() % 100) * 400 + AgentCluster.takeBlock() * 20
         // Shorter than the defaults so the tests run in seconds; the ratios between them are the defaults'.
         fastTimers = [
             "--GossipInterval", "100", "--ProbeInterval", "500", "--ProbeTimeout", "200", "--HeartbeatTimeout",
             "2500", "--SyncInterval", "1000",
         ]
-        writeKey("fleet.key")
+        try! writeKey("fleet.key")  // a fresh temp directory: failing here means the machine is broken
     }
 
     deinit {
@@ -31,35 +41,47 @@ final class AgentCluster {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    func writeKey(_ name: String) {
+    func writeKey(_ name: String) throws {
         var bytes = [UInt8](repeating: 0, count: 32)
         for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
         let hex = bytes.map { String(format: "%02x", $0) }.joined()
         let path = directory + "/" + name
-        FileManager.default.createFile(atPath: path, contents: Data(hex.utf8), attributes: [.posixPermissions: 0o600])
+        guard
+            FileManager.default.createFile(
+                atPath: path, contents: Data(hex.utf8), attributes: [.posixPermissions: 0o600])
+        else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path]) }
     }
 
     func port(_ i: Int) -> Int { basePort + i }
     func socket(_ i: Int) -> String { directory + "/n\(i)/control.sock" }
 
-    /// Starts node i, joining through node 0 unless it is node 0.
-    func start(_ i: Int, key: String = "fleet.key") throws {
+    /// Starts node i, bound to 127.0.0.1 and joining through node 0 unless told otherwise. `launcher` runs the
+    /// agent through another command (`ip netns exec NAME`).
+    func start(
+        _ i: Int, key: String = "fleet.key", bind: String? = nil, seeds: [String]? = nil, launcher: [String] = []
+    ) throws {
         let state = directory + "/n\(i)"
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: AgentCluster.daemonPath)
         var args = [
-            "run", "--BindAddress", "127.0.0.1:\(port(i))", "--StateDirectory", state, "--FleetKeyFile",
+            "run", "--BindAddress", bind ?? "127.0.0.1:\(port(i))", "--StateDirectory", state, "--FleetKeyFile",
             directory + "/" + key, "--LogLevel", "info",
         ]
-        if i != 0 { args += ["--Seeds", "127.0.0.1:\(port(0))"] }
-        p.arguments = args + fastTimers
-        let log =
-            FileHandle(forWritingAtPath: state + ".log")
-            ?? {
-                FileManager.default.createFile(atPath: state + ".log", contents: nil)
-                return FileHandle(forWritingAtPath: state + ".log")!
-            }()
+        let seedList = seeds ?? (i == 0 ? [] : ["127.0.0.1:\(port(0))"])
+        if !seedList.isEmpty { args += ["--Seeds", seedList.joined(separator: ",")] }
+        if let command = launcher.first {
+            p.executableURL = URL(fileURLWithPath: command)
+            p.arguments = Array(launcher.dropFirst()) + [AgentCluster.daemonPath] + args + fastTimers
+        } else {
+            p.executableURL = URL(fileURLWithPath: AgentCluster.daemonPath)
+            p.arguments = args + fastTimers
+        }
+        if !FileManager.default.fileExists(atPath: state + ".log") {
+            guard FileManager.default.createFile(atPath: state + ".log", contents: nil) else {
+                throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: state + ".log"])
+            }
+        }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: state + ".log"))
         p.standardError = log
         p.standardOutput = log
         try p.run()

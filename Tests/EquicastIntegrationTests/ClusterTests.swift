@@ -49,7 +49,7 @@ import Testing
     /// A node with another fleet key is never admitted, and the others count authentication failures.
     @Test func wrongFleetKeyIsNeverAdmitted() throws {
         let cluster = AgentCluster(name: "wrongkey")
-        cluster.writeKey("other.key")
+        try cluster.writeKey("other.key")
         for i in 0..<3 { try cluster.start(i) }
         _ = cluster.waitFor(seconds: 10) { (0..<3).allSatisfy { cluster.members($0)?.count == 3 } }
         try cluster.start(3, key: "other.key")

@@ -226,6 +226,12 @@ static inline int equicast_unix_connect(const char *path) {
 }
 static inline ssize_t equicast_send(int fd, const void *buf, size_t len) { return send(fd, buf, len, MSG_NOSIGNAL); }
 
+/* ---- address discovery ---------------------------------------------------------------------------------- */
+/* The first usable address of an interface that is up, not loopback and not link-local, of the given family
+   (AF_INET or AF_INET6), with its interface name in `name` (IFNAMSIZ bytes). Returns 0, or -1 when there is none
+   (errno set when getifaddrs failed). */
+int equicast_interface_address(int family, equicast_endpoint *out, char *name, size_t name_size);
+
 /* ---- signals: handlers only set bits; the poll loop reads and clears them ---------------------------------- */
 enum { EQUICAST_SIGNAL_TERMINATE = 1, EQUICAST_SIGNAL_RELOAD = 2 };
 void equicast_install_signal_handlers(void);
