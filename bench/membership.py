@@ -314,7 +314,7 @@ def main():
         trials = {"serf": [], "equicast": []}
         for t in range(TRIALS):
             # Alternate which system goes first, so neither always runs on a machine the other just warmed.
-            fleets = [SerfFleet(n, 41000), EquicastFleet(n, 43000, binary)]
+            fleets = [SerfFleet(n, 21000), EquicastFleet(n, 24000, binary)]
             for fleet in (fleets if t % 2 == 0 else fleets[::-1]):
                 trials[fleet.name].append(measure(fleet, n, idle=(t == 0)))
         print(f"\nN = {n}")

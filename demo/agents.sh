@@ -4,7 +4,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 host_agent="$root/.build/debug/equicastd"
 cli="$root/.build/debug/equicast"
 fleet_dir=$(mktemp -d /tmp/equicast-fleet.XXXXXX)
-fleet_base_port=$((30000 + RANDOM % 20000))
+fleet_base_port=$((10000 + RANDOM % 20000))  # below the ephemeral range (32768 up)
 declare -A fleet_pids=()
 # Faster than the defaults so a demo takes seconds; the same proportions.
 fleet_timers=(--GossipInterval 100 --ProbeInterval 500 --ProbeTimeout 200 --HeartbeatTimeout 2500 --SyncInterval 1000)

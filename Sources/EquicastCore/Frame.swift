@@ -78,6 +78,9 @@ public struct FrameLimits: Equatable, Sendable {
     /// A sender's payload budget for one gossip datagram: 1280 (the IPv6 minimum MTU) less IPv6 and UDP headers
     /// (48) less frame overhead (68), so a datagram never fragments on any path.
     public static let datagramPayloadBudget = 1280 - 48 - Frame.overheadByteCount
+
+    /// A sender's payload budget for one stream frame: the body limit less the frame overhead.
+    public static let streamPayloadBudget = FrameLimits.standard.streamBodyByteCountMax - Frame.overheadByteCount
 }
 
 /// The clear header of a frame, as decoded (or about to be encoded).

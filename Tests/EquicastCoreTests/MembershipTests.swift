@@ -148,4 +148,50 @@ import Testing
             #expect(sent <= probes * 3 + 4, "node \(i) sent \(sent) packets in 10 idle seconds")
         }
     }
+
+    /// A view larger than one stream frame still syncs in one valid frame: the node itself, then its ring
+    /// neighbourhood in order, as much as fits.
+    @Test func syncOfALargeViewFitsOneStreamFrame() throws {
+        let node = TestFleet(count: 1).nodes[0]
+        let peer = NodeID(rawValue: 0x5eed)
+        let sealer = FrameSealer(sender: peer, keyring: TestFleet.keyring, encryptionEnabled: true)
+        var rng = DeterministicRandom(seed: 42)
+        var sent: [NodeID] = []
+        // Two requests of 7,000 IPv6 members each: 14,001 members, about 660 KB of state.
+        for batch in 0..<2 {
+            var items: [GossipItem] = []
+            for _ in 0..<7_000 {
+                let address = SocketAddress(bytes: rng.bytes(16), port: 7946)!
+                sent.append(NodeID(rawValue: rng.next()))
+                items.append(
+                    .member(
+                        MemberUpdate(
+                            state: .alive, id: sent.last!, incarnation: 1, address: address,
+                            reporter: peer)))
+            }
+            let request = Message(type: .syncRequest, digest: 0, items: items).encode()
+            let frame = sealer.seal(request, messageClass: .control, sequence: UInt64(batch + 1), nonce: rng.bytes(24))
+            node.handleStreamFrame(frame, stream: .accepted(UInt64(batch)), now: 10)
+        }
+        #expect(node.presentCount == 14_000)
+        var replies: [[UInt8]] = []
+        while let t = node.pollTransmit() {
+            if case .streamReply(_, let bytes) = t { replies.append(bytes) }
+        }
+        try #require(replies.count == 2)
+        var framer = StreamFramer()
+        framer.append(replies[1])
+        let frame = try #require(try framer.nextFrame())
+        var opener = FrameOpener(keyring: TestFleet.keyring, requireEncryption: true, senderCapacity: 4)
+        let reply = try Message.decode(try opener.open(frame, transport: .stream).payload, itemsMax: 20_000)
+        #expect(reply.type == .syncResponse)
+        #expect(reply.items.count > 10_000 && reply.items.count < 14_001, "\(reply.items.count) items")
+        let ids = reply.items.compactMap { item -> NodeID? in
+            if case .member(let u) = item { return u.id } else { return nil }
+        }
+        #expect(ids.first == node.id)
+        // The rest are the members nearest on the ring after the node, in order, with none skipped.
+        let ringOrder = sent.sorted { $0.rawValue &- node.id.rawValue < $1.rawValue &- node.id.rawValue }
+        #expect(Array(ids.dropFirst()) == Array(ringOrder.prefix(ids.count - 1)))
+    }
 }

@@ -26,8 +26,9 @@ final class AgentCluster {
     init(name: String) {
         directory = NSTemporaryDirectory() + "equicast-\(name)-\(UUID().uuidString.prefix(8))"
         try! FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        // Suites run in parallel: each cluster takes its own block of 20 ports from a per-process range.
-        basePort = 20000 + Int(getpid() % 100) * 400 + AgentCluster.takeBlock() * 20
+        // Suites run in parallel: each cluster takes its own block of 20 ports from a per-process range, all
+        // below Linux's ephemeral range (32768 up) so outgoing connections cannot hold them.
+        basePort = 10000 + Int(getpid() % 50) * 400 + AgentCluster.takeBlock() * 20
         // Shorter than the defaults so the tests run in seconds; the ratios between them are the defaults'.
         fastTimers = [
             "--GossipInterval", "100", "--ProbeInterval", "500", "--ProbeTimeout", "200", "--HeartbeatTimeout",

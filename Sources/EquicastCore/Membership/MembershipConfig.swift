@@ -35,8 +35,8 @@ public struct MembershipConfig: Equatable, Sendable {
     public var retransmitMultiplier: Int = 4
     /// Most members tracked (rows in the table, windows in the replay table, entries in a sync).
     public var membersMax: Int = 16384
-    /// Least time between two syncs started because of a digest mismatch; a joining node retries its seeds at
-    /// this pace too.
+    /// `SyncInterval`: the longest wait between two syncs started because of a digest mismatch (the wait starts
+    /// at GossipInterval and doubles while mismatches continue); a joining node retries its seeds at this pace.
     public var syncInterval: UInt64 = 2000
     /// How long failed and left members stay in the table (for operators and SNMP) before they are forgotten.
     public var reclaimAfter: UInt64 = 600_000

@@ -197,15 +197,23 @@ extension Node {
         }
     }
 
+    /// This node's view for a sync: itself first, then the other members in ring order from its successor,
+    /// as many as fit one stream frame and `membersMax` (about 11,000 IPv6 or 14,900 IPv4 members; a larger
+    /// view sends its ring neighbourhood, and gossip carries the rest).
     func fullState() -> [GossipItem] {
-        var items: [GossipItem] = []
-        items.reserveCapacity(table.count)
-        for m in table.values.sorted(by: { $0.id < $1.id }).prefix(config.membersMax) {
-            let u =
-                m.id == id
-                ? selfUpdate
-                : MemberUpdate(state: m.state, id: m.id, incarnation: m.incarnation, address: m.address, reporter: id)
-            items.append(.member(u))
+        let budget = FrameLimits.streamPayloadBudget - Message(type: .syncResponse, digest: 0).headerByteCount
+        var items: [GossipItem] = [.member(selfUpdate)]
+        var used = items[0].encodedByteCount
+        let others = table.values.filter { $0.id != id }.sorted {
+            $0.id.rawValue &- id.rawValue < $1.id.rawValue &- id.rawValue
+        }
+        for m in others {
+            let item = GossipItem.member(
+                MemberUpdate(state: m.state, id: m.id, incarnation: m.incarnation, address: m.address, reporter: id))
+            let size = item.encodedByteCount
+            if items.count >= config.membersMax || used + size > budget { break }
+            items.append(item)
+            used += size
         }
         return items
     }

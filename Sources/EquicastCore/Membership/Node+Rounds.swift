@@ -119,7 +119,8 @@ extension Node {
 
     /// A joining node retries its seeds until it knows someone; a member whose digest differs from a peer's
     /// syncs with that peer once the gossip queue has drained (so transient differences during a wave of news
-    /// do not cause syncs), at most once per `syncInterval`.
+    /// do not cause syncs). Repeated mismatch syncs back off from GossipInterval to one per SyncInterval: a
+    /// lone difference is repaired at once, a fleet in turmoil is not flooded with full-state exchanges.
     func maybeSync(now: UInt64) {
         guard now >= nextSyncAllowed, pendingSyncs.isEmpty, !isLeaving else { return }
         if present.isEmpty {
@@ -128,7 +129,11 @@ extension Node {
         }
         guard let peer = mismatchPeer, queue.isEmpty, let m = table[peer], m.state.isPresent else { return }
         mismatchPeer = nil
-        nextSyncAllowed = now + config.syncInterval
+        if now >= lastMismatchSync + 2 * config.syncInterval { syncBackoff = 0 }
+        let wait = max(syncBackoff, config.gossipInterval)
+        syncBackoff = min(wait * 2, config.syncInterval)
+        lastMismatchSync = now
+        nextSyncAllowed = now + wait
         startSync(with: m.address, now: now)
     }
 }

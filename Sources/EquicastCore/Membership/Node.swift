@@ -77,6 +77,10 @@ public final class Node {
     var nextGossip: UInt64
     var nextProbe: UInt64
     var nextSyncAllowed: UInt64 = 0
+    /// Wait after the next mismatch sync: doubles from GossipInterval to SyncInterval while mismatches keep
+    /// coming, back to the start after a quiet 2 * SyncInterval.
+    var syncBackoff: UInt64 = 0
+    var lastMismatchSync: UInt64 = 0
     var nextReclaim: UInt64
     var round: UInt64 = 0
     var probePeriod: UInt64 = 0
