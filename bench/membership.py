@@ -152,7 +152,8 @@ class SerfFleet:
 
     def stop(self):
         for p in self.procs.values():
-            p.send_signal(signal.SIGKILL)
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
             p.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -242,13 +243,22 @@ class EquicastFleet:
 
     def stop(self):
         for p in self.procs.values():
-            p.send_signal(signal.SIGKILL)
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
             p.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def measure(fleet, n, idle):
-    """One trial on a fresh fleet; idle traffic and RSS only when `idle` (they vary little between trials)."""
+    """One trial on a fresh fleet; idle traffic and RSS only when `idle` (they vary little between trials).
+    Every agent it started is killed when it returns or fails."""
+    try:
+        return trial(fleet, n, idle)
+    finally:
+        fleet.stop()
+
+
+def trial(fleet, n, idle):
     row = {}
     fleet.start(0)
     if not fleet.connect(0):
@@ -279,7 +289,6 @@ def measure(fleet, n, idle):
     fleet.kill(victim)
     survivors = everyone[:-1]
     row["failure"] = wait_for(lambda: all(fleet.states(i).get(victim_id) == "failed" for i in survivors), 90, 0.02)
-    fleet.stop()
     return row
 
 
