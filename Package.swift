@@ -45,11 +45,12 @@ let package = Package(
         .executableTarget(name: "equicastd", dependencies: ["EquicastAgent", "CEquicastShims", "EquicastCrypto"]),
 
         // MARK: operator-side and benchmark tools (full Swift)
+        .target(name: "EquicastSim", dependencies: ["EquicastCore", "EquicastCrypto"]),
         .executableTarget(
             name: "equicast",
             dependencies: [
                 .product(name: "ArgumentParser", package: "swift-argument-parser"), "EquicastCrypto",
-                "EquicastPosix",
+                "EquicastPosix", "EquicastSim",
             ]),
         .executableTarget(
             name: "EquicastBench", dependencies: ["EquicastCrypto", "EquicastCompression", "EquicastPosix"],
@@ -61,6 +62,7 @@ let package = Package(
         .testTarget(name: "EquicastCoreTests", dependencies: ["EquicastCore", "EquicastCrypto"]),
         .testTarget(name: "EquicastPosixTests", dependencies: ["EquicastPosix", "EquicastCrypto"]),
         .testTarget(name: "EquicastAgentTests", dependencies: ["EquicastAgent"]),
+        .testTarget(name: "EquicastSimTests", dependencies: ["EquicastSim", "EquicastCore"]),
         .testTarget(name: "EquicastIntegrationTests", dependencies: ["EquicastCore", "EquicastPosix", "equicastd"]),
     ]
 )

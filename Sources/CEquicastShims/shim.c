@@ -82,3 +82,30 @@ int equicast_interface_address(int family, equicast_endpoint *out, char *name, s
     if (found != 0) errno = 0;
     return found;
 }
+
+static char equicast_crash_text[4096];
+static size_t equicast_crash_length = 0;
+static int equicast_crash_code = 1;
+
+static void equicast_crash_handler(int signo) {
+    (void)signo;
+    ssize_t ignored = write(2, equicast_crash_text, equicast_crash_length);
+    (void)ignored;
+    _exit(equicast_crash_code);
+}
+
+void equicast_install_crash_report(const char *text, int exit_code) {
+    size_t n = strlen(text);
+    if (n > sizeof(equicast_crash_text) - 1) n = sizeof(equicast_crash_text) - 1;
+    memcpy(equicast_crash_text, text, n);
+    equicast_crash_text[n] = 0;
+    equicast_crash_length = n;
+    equicast_crash_code = exit_code;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = equicast_crash_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = (int)SA_RESETHAND;
+    const int signals[] = {SIGILL, SIGTRAP, SIGSEGV, SIGBUS, SIGFPE, SIGABRT};
+    for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) sigaction(signals[i], &sa, NULL);
+}

@@ -124,4 +124,10 @@ public enum Signals {
         let bits = equicast_take_signals()
         return (bits & 1 != 0, bits & 2 != 0)
     }
+
+    /// On a trap or fatal signal, print `text` to stderr and exit with `exitCode` (the simulator's way of
+    /// turning a crash of the code under test into a reproducible report).
+    public static func reportCrashes(_ text: String, exitCode: Int32) {
+        equicast_install_crash_report(text, exitCode)
+    }
 }

@@ -8,8 +8,8 @@ import Foundation
 struct EquicastCLI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "equicast",
-        abstract: "Operate an Equicast fleet: members, status, keys.",
-        subcommands: [Members.self, Status.self, Keygen.self])
+        abstract: "Operate an Equicast fleet: members, status, keys, simulation.",
+        subcommands: [Members.self, Status.self, Keygen.self, Sim.self])
 }
 
 struct AgentOptions: ParsableArguments {

@@ -232,6 +232,11 @@ static inline ssize_t equicast_send(int fd, const void *buf, size_t len) { retur
    (errno set when getifaddrs failed). */
 int equicast_interface_address(int family, equicast_endpoint *out, char *name, size_t name_size);
 
+/* ---- crash reports (operator tools) ------------------------------------------------------------------------ */
+/* On a trap or fatal signal (SIGILL, SIGTRAP, SIGSEGV, SIGBUS, SIGFPE, SIGABRT) write `text` to stderr and exit
+   with `exit_code`. The text is copied (at most 4095 bytes). */
+void equicast_install_crash_report(const char *text, int exit_code);
+
 /* ---- signals: handlers only set bits; the poll loop reads and clears them ---------------------------------- */
 enum { EQUICAST_SIGNAL_TERMINATE = 1, EQUICAST_SIGNAL_RELOAD = 2 };
 void equicast_install_signal_handlers(void);

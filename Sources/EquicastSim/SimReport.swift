@@ -1,0 +1,142 @@
+/// What a finished run shows, in the terms the scenarios are judged by.
+public struct SimReport: Sendable {
+    public let options: SimOptions
+    public let outcome: SimOutcome
+    public let violations: [SimViolation]
+    public let samples: [SimSample]
+    /// First moment (ms) every node had the full view after the join; nil if never.
+    public let joinConverged: UInt64?
+    /// For crash and partition runs: the fault's moment and when the fleet next agreed (ms).
+    public let faultAt: UInt64?
+    public let faultConverged: UInt64?
+    public let livenessConverged: UInt64?
+    public let datagramsSent: UInt64
+    public let datagramsLost: UInt64
+    public let bytesSent: UInt64
+    public let syncsStarted: UInt64
+    public let eventsHandled: UInt64
+    public let simulatedMilliseconds: UInt64
+
+    public init(simulator sim: Simulator, outcome: SimOutcome) {
+        let o = sim.options
+        options = o
+        self.outcome = outcome
+        violations = sim.violations
+        samples = sim.samples
+        // Joins are judged once every node has started.
+        joinConverged =
+            sim.samples.first {
+                $0.milliseconds > o.joinSpread && $0.liveNodes == o.nodeCount && $0.convergedFraction == 1
+            }?.milliseconds
+        switch o.scenario {
+        case .crash: faultAt = o.crashAt
+        case .partition: faultAt = o.partitionHealAt
+        case .join, .churn: faultAt = nil
+        }
+        faultConverged = faultAt.flatMap { sim.firstFullConvergence(after: $0) }
+        livenessConverged = sim.livenessConvergedAt
+        datagramsSent = sim.datagramsSent
+        datagramsLost = sim.datagramsLost
+        bytesSent = sim.bytesSent
+        syncsStarted = sim.syncsStarted
+        eventsHandled = sim.eventsHandled
+        simulatedMilliseconds = sim.now / 1000
+    }
+
+    var gossipInterval: Double { Double(options.membership.gossipInterval) }
+
+    /// log2(N), the yardstick for gossip rounds.
+    public var log2N: Double {
+        var n = Double(options.nodeCount)
+        var l = 0.0
+        while n >= 2 {
+            n /= 2
+            l += 1
+        }
+        return l + (n - 1)  // linear between powers of two: close enough for a yardstick
+    }
+
+    public var rounds: Double { Double(simulatedMilliseconds) / gossipInterval }
+
+    public var summary: String {
+        var lines: [String] = []
+        let n = options.nodeCount
+        if let j = joinConverged {
+            lines.append(
+                "join: \(n) nodes through one seed; every node has the full view at \(seconds(j)) s "
+                    + "(\(oneDecimal(Double(j) / gossipInterval)) gossip rounds; 2*log2(N) = \(oneDecimal(2 * log2N)))")
+        } else {
+            lines.append("join: \(n) nodes; never all with the full view")
+        }
+        switch options.scenario {
+        case .crash:
+            let crashed = Int((Double(n) * options.crashFraction).rounded())
+            let detected =
+                faultConverged.map {
+                    "every survivor has marked all of them failed at \(seconds($0)) s, \(seconds($0 - options.crashAt)) s after the crash"
+                } ?? "the survivors never all marked them failed"
+            lines.append("crash: \(crashed) of \(n) crashed at \(seconds(options.crashAt)) s; \(detected)")
+        case .partition:
+            let healed =
+                faultConverged.map {
+                    "the fleet agreed again at \(seconds($0)) s, \(seconds($0 - options.partitionHealAt)) s after healing"
+                } ?? "the fleet never agreed again"
+            lines.append("partition: \(seconds(options.partitionAt))-\(seconds(options.partitionHealAt)) s; \(healed)")
+        case .churn, .join:
+            break
+        }
+        if let l = livenessConverged {
+            lines.append("liveness: faults stopped at \(seconds(options.faultPhase)) s; converged at \(seconds(l)) s")
+        }
+        let perNodeRound = Double(n) * max(1, rounds)
+        lines.append(
+            "traffic: \(oneDecimal(Double(datagramsSent) / perNodeRound)) datagrams and "
+                + "\(oneDecimal(Double(bytesSent) / perNodeRound)) bytes per node per round over \(seconds(simulatedMilliseconds)) s; "
+                + "\(datagramsLost) datagrams lost; \(syncsStarted) syncs")
+        for v in violations.prefix(10) { lines.append("violation: \(v)") }
+        lines.append("result: \(outcomeName)")
+        return lines.joined(separator: "\n")
+    }
+
+    public var outcomeName: String {
+        switch outcome {
+        case .passed: return "passed"
+        case .safety: return "SAFETY violation (exit 3)"
+        case .liveness:
+            return
+                "LIVENESS failure: no convergence within \(seconds(options.livenessBound)) s of the faults stopping (exit 4)"
+        case .crash: return "crash (exit 5)"
+        }
+    }
+
+    /// One line per sample.
+    public var csv: String {
+        var out = "ms,round,converged_fraction,live_nodes,datagrams_per_node,bytes_per_node,syncs\n"
+        for s in samples {
+            let live = Double(max(1, s.liveNodes))
+            out +=
+                "\(s.milliseconds),\(oneDecimal(Double(s.milliseconds) / gossipInterval)),\(fourDecimals(s.convergedFraction)),"
+            out +=
+                "\(s.liveNodes),\(fourDecimals(Double(s.datagrams) / live)),\(oneDecimal(Double(s.bytes) / live)),\(s.syncs)\n"
+        }
+        return out
+    }
+}
+
+func seconds(_ ms: UInt64) -> String {
+    let tenths = (ms + 5) / 10
+    let frac = tenths % 100
+    return "\(tenths / 100).\(frac < 10 ? "0" : "")\(frac)"
+}
+
+func oneDecimal(_ v: Double) -> String {
+    let t = Int((v * 10).rounded())
+    return "\(t / 10).\(abs(t % 10))"
+}
+
+func fourDecimals(_ v: Double) -> String {
+    let t = Int((v * 10_000).rounded())
+    var f = String(abs(t % 10_000))
+    while f.count < 4 { f = "0" + f }
+    return "\(t / 10_000).\(f)"
+}
