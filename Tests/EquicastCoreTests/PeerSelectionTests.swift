@@ -168,6 +168,84 @@ import Testing
         let taken = q.take(byteBudget: size * 2 + 1, itemsMax: 10, limit: 5, priority: nil)
         #expect(taken.count == 2)
     }
+
+    /// Random enqueues, replacements and takes: every version of an item is sent exactly `limit` times unless
+    /// replaced or evicted, no packet exceeds its limits, and no item is taken while a less-sent one that would
+    /// fit waits.
+    @Test(arguments: [1, 2, 3] as [UInt64])
+    func randomWorkloadKeepsItsPromises(seed: UInt64) {
+        var rng = DeterministicRandom(seed: seed)
+        let limit = 4
+        var q = GossipQueue(capacity: 64)
+        var sends: [UInt64: Int] = [:]  // member id -> sends of its current version
+        var versions: [UInt64: UInt64] = [:]
+        var replacedOrEvicted = 0
+        for step in 0..<5_000 {
+            if rng.below(3) == 0 {
+                let id = UInt64(rng.below(100))
+                if sends[id] != nil { replacedOrEvicted += 1 }
+                versions[id, default: 0] += 1
+                q.enqueue(update(id, versions[id]!))
+                sends[id] = 0
+                // An eviction may have made room: forget whatever the queue no longer holds.
+                for key in sends.keys where q.entries[.member(NodeID(rawValue: key))] == nil {
+                    sends[key] = nil
+                    replacedOrEvicted += 1
+                }
+            } else {
+                let itemsMax = 1 + rng.below(8)
+                let budget = rng.below(400)
+                let countsBefore = sends
+                let taken = q.take(byteBudget: budget, itemsMax: itemsMax, limit: limit, priority: nil)
+                #expect(taken.count <= itemsMax, "step \(step)")
+                #expect(taken.reduce(0) { $0 + $1.encodedByteCount } <= budget, "step \(step)")
+                var takenIDs: Set<UInt64> = []
+                for item in taken {
+                    guard case .member(let u) = item else { continue }
+                    takenIDs.insert(u.id.rawValue)
+                    #expect(u.incarnation == versions[u.id.rawValue], "a stale version was sent")
+                    sends[u.id.rawValue, default: 0] += 1
+                    #expect(sends[u.id.rawValue]! <= limit, "sent more than the limit")
+                    if sends[u.id.rawValue]! == limit { sends[u.id.rawValue] = nil }
+                }
+                // Least-sent first: when the packet had room for another item, nothing left behind was less sent.
+                if taken.count < itemsMax, let maxTaken = takenIDs.compactMap({ countsBefore[$0] }).max() {
+                    let leftBehind = countsBefore.filter { !takenIDs.contains($0.key) && sends[$0.key] != nil }
+                    let roomLeft = budget - taken.reduce(0) { $0 + $1.encodedByteCount }
+                    if roomLeft >= update(1).encodedByteCount {
+                        #expect(leftBehind.allSatisfy { $0.value >= maxTaken }, "step \(step)")
+                    }
+                }
+            }
+        }
+        // Draining sends every remaining item exactly up to its limit, then the queue is empty.
+        #expect(
+            Set(sends.keys)
+                == Set(q.entries.keys.compactMap { if case .member(let id) = $0 { id.rawValue } else { nil } }))
+        while !q.isEmpty {
+            for item in q.take(byteBudget: 10_000, itemsMax: 64, limit: limit, priority: nil) {
+                guard case .member(let u) = item else { continue }
+                sends[u.id.rawValue, default: 0] += 1
+                if sends[u.id.rawValue]! == limit { sends[u.id.rawValue] = nil }
+            }
+        }
+        #expect(sends.isEmpty, "items dropped before their limit: \(sends)")
+        #expect(replacedOrEvicted > 0)
+    }
+
+    @Test func evictsTheMostSentOldestFirst() {
+        var q = GossipQueue(capacity: 3)
+        q.enqueue(update(1))
+        q.enqueue(update(2))
+        _ = q.take(byteBudget: 1000, itemsMax: 2, limit: 9, priority: nil)  // 1 and 2 sent once
+        q.enqueue(update(3))
+        q.enqueue(update(4))  // full: evicts the oldest of the most-sent
+        let all = q.take(byteBudget: 1000, itemsMax: 10, limit: 9, priority: nil)
+        #expect(Set(all.map { GossipQueue.key($0) }).count == 3)
+        #expect(all.count == 3)
+        #expect(!all.contains(update(1)) || !all.contains(update(2)))
+        #expect(all.contains(update(3)) && all.contains(update(4)))
+    }
 }
 
 @Suite struct MessageCodecTests {
