@@ -126,6 +126,7 @@ public struct AgentConfig: Equatable {
         case "retransmitmultiplier": membership.retransmitMultiplier = try count()
         case "syncinterval": membership.syncInterval = try milliseconds()
         case "membersmax": membership.membersMax = try count()
+        case "reconnectinterval": membership.reconnectInterval = try milliseconds()
         default:
             throw .unknownKey(source: source, line: line, key: key)
         }

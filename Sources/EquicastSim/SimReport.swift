@@ -33,8 +33,9 @@ public struct SimReport: Sendable {
         case .partition: faultAt = o.partitionHealAt
         case .join, .churn: faultAt = nil
         }
-        faultConverged = faultAt.flatMap { sim.firstFullConvergence(after: $0) }
         livenessConverged = sim.livenessConvergedAt
+        // A run ends at the first agreement after the fault phase, possibly between two samples.
+        faultConverged = faultAt.flatMap { sim.firstFullConvergence(after: $0) ?? sim.livenessConvergedAt }
         datagramsSent = sim.datagramsSent
         datagramsLost = sim.datagramsLost
         bytesSent = sim.bytesSent

@@ -153,15 +153,37 @@ public final class Simulator {
     /// Runs the fault phase, then the liveness phase; returns how the run ended.
     public func run() -> SimOutcome {
         let end = (options.faultPhase + options.livenessBound) * 1000
+        var sameInstant = 0
         while let next = queue.nextTime, next <= end {
             let (time, event) = queue.pop()!
+            sameInstant = time == now ? sameInstant + 1 : 0
             now = time
             eventsHandled += 1
             handle(event)
+            if sameInstant > Simulator.sameInstantMax {
+                violate("time stands still: \(sameInstant) events at one instant, the last \(describe(event))")
+                return .safety
+            }
             if !violations.isEmpty { return .safety }
             if faultPhaseOver && convergedAt != nil { return .passed }
         }
         return convergedAt != nil ? .passed : .liveness
+    }
+
+    /// More events than this at one instant means some node re-arms its timer without ever advancing it.
+    static let sameInstantMax = 200_000
+
+    func describe(_ e: Event) -> String {
+        switch e {
+        case .start(let i): return "start of node \(i)"
+        case .timer(let i, _): return "timer of node \(i)"
+        case .datagram(let to, let from, _): return "datagram \(from) -> \(to)"
+        case .streamRequest(let to, let from, _, _): return "stream request \(from) -> \(to)"
+        case .streamReply(let to, _, _, _): return "stream reply to \(to)"
+        case .streamFailed(let to, _, _): return "stream failure at \(to)"
+        case .fault: return "fault"
+        case .sample: return "sample"
+        }
     }
 
     /// When every live node's view first equalled the live set after the fault phase, in simulated ms.

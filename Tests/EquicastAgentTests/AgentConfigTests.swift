@@ -113,7 +113,7 @@ import Testing
             "BindAddress", "AdvertiseAddress", "Seeds", "StateDirectory", "FleetKeyFile", "EncryptionEnabled",
             "ControlSocket", "NodeName", "LogLevel", "RingSize", "GossipInterval", "ProbeInterval", "ProbeTimeout",
             "HeartbeatTimeout", "Fanout", "IndirectChecks", "SuspicionMultiplier", "RetransmitMultiplier",
-            "SyncInterval", "MembersMax",
+            "SyncInterval", "ReconnectInterval", "MembersMax",
         ] {
             #expect(
                 text.contains("\n\(key) =") || text.contains("# \(key) ="),

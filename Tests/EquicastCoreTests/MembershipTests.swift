@@ -149,6 +149,25 @@ import Testing
         }
     }
 
+    /// Two halves cut apart long enough to declare each other failed find each other again after the cut
+    /// heals: reconnect syncs carry each side's verdict across, and everyone refutes. (With reconnects turned
+    /// off this fleet never heals.)
+    @Test func healedPartitionRejoinsIntoOneFleet() {
+        let fleet = TestFleet(count: 12, seed: 12)
+        _ = fleet.runUntil(deadline: 10_000) { fleet.converged() }
+        for i in 0..<6 { for j in 6..<12 { fleet.blocked.insert([i, j]); fleet.blocked.insert([j, i]) } }
+        let split = fleet.runUntil(deadline: fleet.now + 30_000) {
+            (0..<6).allSatisfy { i in (6..<12).allSatisfy { fleet.state(of: $0, seenBy: i) == .failed } }
+        }
+        #expect(split != nil, "the halves never declared each other failed")
+        fleet.blocked.removeAll()
+        let healedAt = fleet.now
+        let joined = fleet.runUntil(deadline: healedAt + 60_000) { fleet.converged() }
+        #expect(joined != nil, "the halves never found each other again")
+        let bound = 3 * fleet.config.reconnectInterval
+        #expect((joined ?? .max) - healedAt <= bound, "took \((joined ?? 0) - healedAt) ms")
+    }
+
     /// A view larger than one stream frame still syncs in one valid frame: the node itself, then its ring
     /// neighbourhood in order, as much as fits.
     @Test func syncOfALargeViewFitsOneStreamFrame() throws {

@@ -56,3 +56,78 @@ import Testing
         #expect(a.samples != c.samples)
     }
 }
+
+/// Each scenario at fleet sizes a unit test can afford, on fixed seeds, with the bounds the design promises.
+@Suite struct ScenarioTests {
+    func run(_ scenario: Scenario, seed: UInt64, nodes: Int, _ adjust: (inout SimOptions) -> Void = { _ in })
+        -> SimReport
+    {
+        var overrides = SimOverrides()
+        overrides.nodeCount = nodes
+        overrides.clean = true
+        var options = SimOptions.derive(seed: seed, scenario: scenario, overrides: overrides)
+        adjust(&options)
+        let sim = Simulator(options: options)
+        return SimReport(simulator: sim, outcome: sim.run())
+    }
+
+    @Test(arguments: [1, 2] as [UInt64])
+    func joinConvergesWithinTwiceLog2NRounds(seed: UInt64) {
+        let r = run(.join, seed: seed, nodes: 150) { $0.faultPhase = 10_000 }
+        #expect(r.outcome == .passed, "\(r.summary)")
+        let rounds = Double(r.joinConverged ?? .max) / Double(r.options.membership.gossipInterval)
+        #expect(rounds <= 2 * r.log2N, "join took \(rounds) rounds\n\(r.summary)")
+    }
+
+    @Test(arguments: [3, 4] as [UInt64])
+    func crashedNodesAreMarkedFailedByEverySurvivor(seed: UInt64) {
+        let r = run(.crash, seed: seed, nodes: 120) {
+            $0.crashFraction = 0.2
+            $0.crashAt = 8_000
+            $0.faultPhase = 20_000
+        }
+        #expect(r.outcome == .passed, "\(r.summary)")
+        let m = r.options.membership
+        let bound = m.heartbeatTimeout + m.probeInterval * UInt64(m.ringSize + 1) + 1_000
+        let took = (r.faultConverged ?? .max) - r.options.crashAt
+        #expect(took <= bound, "detection took \(took) ms, bound \(bound)\n\(r.summary)")
+    }
+
+    @Test(arguments: [5, 6] as [UInt64])
+    func partitionHealsIntoOneFleet(seed: UInt64) {
+        let r = run(.partition, seed: seed, nodes: 100) {
+            $0.partitionAt = 6_000
+            $0.partitionHealAt = 16_000
+            $0.faultPhase = 20_000
+        }
+        #expect(r.outcome == .passed, "\(r.summary)")
+        #expect(r.faultConverged != nil, "\(r.summary)")
+    }
+
+    @Test(arguments: [7, 8] as [UInt64])
+    func churnEndsInAgreement(seed: UInt64) {
+        let r = run(.churn, seed: seed, nodes: 80) {
+            $0.churnRate = 2
+            $0.faultPhase = 25_000
+        }
+        #expect(r.outcome == .passed, "\(r.summary)")
+        #expect(r.livenessConverged != nil)
+    }
+}
+
+/// Seeds run with every option derived from the seed (loss, duplication, slow nodes, drift, fault schedule).
+/// A seed that ever fails stays here, with a note of what it found.
+@Suite struct RegressionSeeds {
+    static let seeds: [UInt64] = [11, 12, 13, 14]
+
+    @Test(arguments: seeds)
+    func derivedRunPasses(seed: UInt64) {
+        for scenario in Scenario.allCases {
+            let options = SimOptions.derive(seed: seed, scenario: scenario, overrides: SimOverrides())
+            let sim = Simulator(options: options)
+            let outcome = sim.run()
+            let report = SimReport(simulator: sim, outcome: outcome)
+            #expect(outcome == .passed, "\(options.description)\n\(report.summary)")
+        }
+    }
+}

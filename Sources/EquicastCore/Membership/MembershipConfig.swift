@@ -38,6 +38,10 @@ public struct MembershipConfig: Equatable, Sendable {
     /// `SyncInterval`: the longest wait between two syncs started because of a digest mismatch (the wait starts
     /// at GossipInterval and doubles while mismatches continue); a joining node retries its seeds at this pace.
     public var syncInterval: UInt64 = 2000
+    /// `ReconnectInterval`: every this many ms a node syncs with one random failed member, so the two sides of a
+    /// healed partition find each other again. Each attempt at a node that is really gone costs one TCP
+    /// connection attempt.
+    public var reconnectInterval: UInt64 = 5000
     /// How long failed and left members stay in the table (for operators and SNMP) before they are forgotten.
     public var reclaimAfter: UInt64 = 600_000
     /// Most changes waiting in the gossip queue.
@@ -58,6 +62,7 @@ public struct MembershipConfig: Equatable, Sendable {
         if indirectChecks < 0 || indirectChecks > 8 { return ("IndirectChecks", "must be 0...8") }
         if suspicionMultiplier < 1 || suspicionMultiplier > 16 { return ("SuspicionMultiplier", "must be 1...16") }
         if membersMax < 2 { return ("MembersMax", "must be at least 2") }
+        if reconnectInterval < 100 { return ("ReconnectInterval", "must be at least 100 ms") }
         return nil
     }
 

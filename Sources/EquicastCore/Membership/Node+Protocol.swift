@@ -100,6 +100,10 @@ extension Node {
             nextGossip = now + config.gossipInterval
             gossipRound(now: now)
         }
+        if now >= nextReconnect {
+            nextReconnect = now + config.reconnectInterval
+            reconnect(now: now)
+        }
         if now >= nextReclaim {
             nextReclaim = now + 10_000
             reclaim(now: now)

@@ -136,4 +136,16 @@ extension Node {
         nextSyncAllowed = now + wait
         startSync(with: m.address, now: now)
     }
+
+    /// Syncs with one random failed member. After a partition heals, each side holds the other failed and
+    /// neither probes nor gossips to it; a sync across carries each side's verdict to the other, both refute,
+    /// and their refutations spread. Against a node that is really gone it costs one refused connection.
+    func reconnect(now: UInt64) {
+        guard !isLeaving, pendingSyncs.isEmpty else { return }
+        var failed: [SocketAddress] = []
+        for m in table.values where m.state == .failed { failed.append(m.address) }
+        guard !failed.isEmpty else { return }
+        failed.sort()
+        startSync(with: failed[rng.below(failed.count)], now: now)
+    }
 }

@@ -82,6 +82,7 @@ public final class Node {
     var syncBackoff: UInt64 = 0
     var lastMismatchSync: UInt64 = 0
     var nextReclaim: UInt64
+    var nextReconnect: UInt64
     var round: UInt64 = 0
     var probePeriod: UInt64 = 0
 
@@ -138,6 +139,7 @@ public final class Node {
         self.nextGossip = now + config.gossipInterval
         self.nextProbe = now + config.probeInterval
         self.nextReclaim = now + 10_000
+        self.nextReconnect = now + config.reconnectInterval
         table[id] = Member(
             id: id, address: address, state: .alive, incarnation: incarnation, stateChangedAt: now, lastHeard: now)
         digest = digest &+ Node.digestTerm(id, incarnation)
@@ -178,7 +180,7 @@ public final class Node {
 
     /// The next moment `handleTimeout` has work to do.
     public func pollTimeout() -> UInt64 {
-        var t = min(nextGossip, nextProbe, nextReclaim)
+        var t = min(nextGossip, nextProbe, nextReclaim, nextReconnect)
         for p in probes.values { t = min(t, p.deadline) }
         for f in forwarded.values { t = min(t, f.deadline) }
         for (member, s) in suspicions { t = min(t, suspicionDeadline(member, s)) }
