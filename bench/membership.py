@@ -84,7 +84,22 @@ class SerfRPC:
         return {m["Name"]: m["Status"] for m in self.call("members", expect_body=True)["Members"]}
 
 
-class SerfFleet:
+class Fleet:
+    """What both fleets share: their processes and their temporary directory."""
+
+    def kill(self, i):
+        self.procs[i].send_signal(signal.SIGKILL)
+        self.procs[i].wait()
+
+    def stop(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+            p.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class SerfFleet(Fleet):
     name = "serf"
 
     def __init__(self, n, base):
@@ -146,19 +161,9 @@ class SerfFleet:
             s.sock.close()
         return None if pending else time.monotonic() - start
 
-    def kill(self, i):
-        self.procs[i].send_signal(signal.SIGKILL)
-        self.procs[i].wait()
-
-    def stop(self):
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGKILL)
-            p.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class EquicastFleet:
+class EquicastFleet(Fleet):
     name = "equicast"
 
     def __init__(self, n, base, binary):
@@ -237,16 +242,6 @@ class EquicastFleet:
     def broadcast_wait(self, timeout):
         return wait_for(lambda: all(self.delivered(i) > self.before[i] for i in self.others), timeout, 0.005)
 
-    def kill(self, i):
-        self.procs[i].send_signal(signal.SIGKILL)
-        self.procs[i].wait()
-
-    def stop(self):
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGKILL)
-            p.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def measure(fleet, n, idle):

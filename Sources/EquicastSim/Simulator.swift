@@ -205,13 +205,12 @@ public final class Simulator {
             guard slots[s].up, let node = slots[s].node else { return }
             node.handleDatagram(bytes, from: Simulator.address(Int(from)), now: nodeClock(s))
             flush(s)
-        case .streamRequest(let to, let from, let connection, let bytes):
+        case .streamRequest(let to, _, let connection, let bytes):
             let s = Int(to)
             guard slots[s].up, let node = slots[s].node else {
                 failConnection(connection)
                 return
             }
-            _ = from
             node.handleStreamFrame(bytes, stream: .accepted(connection), now: nodeClock(s))
             flush(s)
         case .streamReply(let to, let generation, let stream, let bytes):
@@ -578,7 +577,7 @@ public final class Simulator {
         samples.first { $0.milliseconds >= from && $0.convergedFraction == 1 }?.milliseconds
     }
 
-    /// The nodes' states, for tests: (slot, up, node).
+    /// Slot `s`'s node while it is up, for tests and reports.
     public func node(_ s: Int) -> Node? { slots[s].up ? slots[s].node : nil }
     public var slotCount: Int { slots.count }
 }
