@@ -91,18 +91,11 @@ public struct ByteWriter {
 
     public mutating func write(_ v: UInt8) { bytes.append(v) }
 
-    public mutating func write(_ v: UInt16) {
-        bytes.append(UInt8(v >> 8))
-        bytes.append(UInt8(v & 0xff))
-    }
+    public mutating func write(_ v: UInt16) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
 
-    public mutating func write(_ v: UInt32) {
-        for shift in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8((v >> UInt32(shift)) & 0xff)) }
-    }
+    public mutating func write(_ v: UInt32) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
 
-    public mutating func write(_ v: UInt64) {
-        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8((v >> UInt64(shift)) & 0xff)) }
-    }
+    public mutating func write(_ v: UInt64) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
 
     public mutating func write(_ b: [UInt8]) { bytes.append(contentsOf: b) }
 

@@ -89,47 +89,47 @@ public struct ReplayWindow: Equatable {
     }
 }
 
-/// Replay windows for every sender a node hears from, bounded in number. Only authenticated frames create
-/// entries, so only fleet-key holders can fill it; when full, the sender heard from least recently is forgotten.
-/// A forgotten sender's old frames could then be accepted once more, which the membership layer tolerates
-/// (its updates carry incarnation numbers), so the bound is set to the member limit.
+/// Replay windows for the senders a node hears from, bounded in number. Only authenticated frames create
+/// entries, so only fleet-key holders can fill it. Windows live in two generations: when the current one holds
+/// half the capacity it becomes the previous one and the old previous one is forgotten, so every sender heard
+/// from within the last half-capacity of new senders keeps its window, at O(1) cost per frame. A forgotten
+/// sender's old frames could be accepted once more, which the membership layer tolerates (its updates carry
+/// incarnation numbers, a replayed probe costs an ack).
 public struct ReplayTable {
     public let capacity: Int
-    private var windows: [NodeID: ReplayWindow] = [:]
-    private var lastUse: [NodeID: UInt64] = [:]
-    private var tick: UInt64 = 0
+    private var current: [NodeID: ReplayWindow] = [:]
+    private var previous: [NodeID: ReplayWindow] = [:]
 
     public init(capacity: Int) {
         precondition(capacity > 0)
         self.capacity = capacity
     }
 
-    public var count: Int { windows.count }
+    public var count: Int { current.count + previous.count }
+
+    private var generationSize: Int { max(1, capacity / 2) }
 
     public func check(sender: NodeID, sequence: UInt64) -> ReplayWindow.Verdict {
-        windows[sender]?.check(sequence) ?? .fresh
+        (current[sender] ?? previous[sender])?.check(sequence) ?? .fresh
     }
 
     public mutating func record(sender: NodeID, sequence: UInt64) {
-        tick &+= 1
-        if windows[sender] == nil && windows.count >= capacity { evictLeastRecent() }
-        windows[sender, default: ReplayWindow()].record(sequence)
-        lastUse[sender] = tick
+        if current[sender] != nil {
+            current[sender]!.record(sequence)
+            return
+        }
+        var window = previous.removeValue(forKey: sender) ?? ReplayWindow()
+        window.record(sequence)
+        if current.count >= generationSize {
+            previous = current
+            current = [:]
+        }
+        current[sender] = window
     }
 
     /// Forgets a sender (it left the fleet).
     public mutating func remove(sender: NodeID) {
-        windows[sender] = nil
-        lastUse[sender] = nil
-    }
-
-    private mutating func evictLeastRecent() {
-        var oldest: NodeID?
-        var oldestTick = UInt64.max
-        for (id, t) in lastUse where t < oldestTick {
-            oldest = id
-            oldestTick = t
-        }
-        if let oldest { remove(sender: oldest) }
+        current[sender] = nil
+        previous[sender] = nil
     }
 }

@@ -105,6 +105,8 @@ public final class Simulator {
     let keyring: FleetKeyring
     var connections: [UInt64: Connection] = [:]
     var slotOfID: [NodeID: Int32] = [:]
+    /// Member ids and addresses, stored once for every node's table.
+    let directory: MemberDirectory
     var nextConnection: UInt64 = 1
     var partitionOn = false
     var partitionOneWay = false
@@ -127,6 +129,7 @@ public final class Simulator {
     public init(options: SimOptions) {
         self.options = options
         rng = DeterministicRandom(seed: options.seed)
+        directory = MemberDirectory(shared: true, salt: options.seed)
         var keySource = DeterministicRandom(seed: options.seed ^ 0xf1ee7)
         keyring = try! FleetKeyring(primary: FleetKey(master: try! SymmetricKey(bytes: keySource.bytes(32))))
         slots.reserveCapacity(options.nodeCount)
@@ -275,7 +278,7 @@ public final class Simulator {
         let node = Node(
             id: slots[s].id, address: Simulator.address(s), bootCount: slots[s].bootCount, keyring: keyring,
             encryptionEnabled: options.encryptionEnabled, config: options.membership, seeds: seeds,
-            randomSeed: rng.bytes(32), now: nodeClock(s))
+            randomSeed: rng.bytes(32), now: nodeClock(s), directory: directory)
         slots[s].node = node
         liveCount += 1
         truthDigest = truthDigest &+ Node.digestTerm(node.id, node.incarnation)

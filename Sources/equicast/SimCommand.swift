@@ -28,6 +28,9 @@ struct Sim: ParsableCommand {
     @Option(help: "Fraction of slow nodes.") var slow: Double?
     @Option(help: "Largest clock drift, parts per million.") var drift: Int?
     @Option(help: "Gossip interval, ms (the agent's GossipInterval).") var gossipInterval: UInt64?
+    @Option(help: "Probe interval, ms (the agent's ProbeInterval).") var probeInterval: UInt64?
+    @Option(help: "Probe timeout, ms (the agent's ProbeTimeout).") var probeTimeout: UInt64?
+    @Option(help: "Failure bound, ms (the agent's HeartbeatTimeout).") var heartbeatTimeout: UInt64?
     @Flag(help: "No loss, duplication, slow nodes or drift unless given: for measuring.") var clean = false
     @Option(help: "Write the per-round series as CSV to this file.") var csv: String?
     @Option(help: "Draw the convergence curve as SVG to this file.") var plot: String?
@@ -56,6 +59,9 @@ struct Sim: ParsableCommand {
         }
         var options = SimOptions.derive(seed: seed, scenario: kind, overrides: overrides)
         if let g = gossipInterval { options.membership.gossipInterval = g }
+        if let p = probeInterval { options.membership.probeInterval = p }
+        if let p = probeTimeout { options.membership.probeTimeout = p }
+        if let h = heartbeatTimeout { options.membership.heartbeatTimeout = h }
         if let (field, reason) = options.membership.validate() { throw ValidationError("\(field): \(reason)") }
 
         let repro = reproduceCommand(seed: seed)

@@ -168,49 +168,122 @@ import Testing
         #expect((joined ?? .max) - healedAt <= bound, "took \((joined ?? 0) - healedAt) ms")
     }
 
-    /// A view larger than one stream frame still syncs in one valid frame: the node itself, then its ring
-    /// neighbourhood in order, as much as fits.
-    @Test func syncOfALargeViewFitsOneStreamFrame() throws {
-        let node = TestFleet(count: 1).nodes[0]
-        let peer = NodeID(rawValue: 0x5eed)
-        let sealer = FrameSealer(sender: peer, keyring: TestFleet.keyring, encryptionEnabled: true)
-        var rng = DeterministicRandom(seed: 42)
-        var sent: [NodeID] = []
-        // Two requests of 7,000 IPv6 members each: 14,001 members, about 660 KB of state.
-        for batch in 0..<2 {
+    /// Loads `count` IPv4 members into a lone node through join-style sync requests (which it merges) and
+    /// returns their ids.
+    static func loadMembers(_ node: Node, count: Int, sealer: FrameSealer, rng: inout DeterministicRandom) -> [NodeID] {
+        var ids: [NodeID] = []
+        var sequence: UInt64 = 1
+        while ids.count < count {
             var items: [GossipItem] = []
-            for _ in 0..<7_000 {
-                let address = SocketAddress(bytes: rng.bytes(16), port: 7946)!
-                sent.append(NodeID(rawValue: rng.next()))
+            for _ in 0..<min(5_000, count - ids.count) {
+                ids.append(NodeID(rawValue: rng.next()))
+                let address = SocketAddress(bytes: rng.bytes(4), port: 7946)!
                 items.append(
                     .member(
                         MemberUpdate(
-                            state: .alive, id: sent.last!, incarnation: 1, address: address,
-                            reporter: peer)))
+                            state: .alive, id: ids.last!, incarnation: 1, address: address, reporter: sealer.sender)))
             }
             let request = Message(type: .syncRequest, digest: 0, items: items).encode()
-            let frame = sealer.seal(request, messageClass: .control, sequence: UInt64(batch + 1), nonce: rng.bytes(24))
-            node.handleStreamFrame(frame, stream: .accepted(UInt64(batch)), now: 10)
+            node.handleStreamFrame(
+                sealer.seal(request, messageClass: .control, sequence: sequence, nonce: rng.bytes(24)),
+                stream: .accepted(sequence), now: 10)
+            sequence += 1
         }
-        #expect(node.presentCount == 14_000)
+        while node.pollTransmit() != nil {}
+        return ids
+    }
+
+    /// Sends one sync request to `node` and returns the decoded reply.
+    static func pull(
+        _ node: Node, request: Message, sealer: FrameSealer, sequence: UInt64, rng: inout DeterministicRandom
+    ) throws -> Message {
+        node.handleStreamFrame(
+            sealer.seal(request.encode(), messageClass: .control, sequence: sequence, nonce: rng.bytes(24)),
+            stream: .accepted(sequence), now: 20)
         var replies: [[UInt8]] = []
         while let t = node.pollTransmit() {
             if case .streamReply(_, let bytes) = t { replies.append(bytes) }
         }
-        try #require(replies.count == 2)
-        var framer = StreamFramer()
-        framer.append(replies[1])
-        let frame = try #require(try framer.nextFrame())
+        try #require(replies.count == 1)
         var opener = FrameOpener(keyring: TestFleet.keyring, requireEncryption: true, senderCapacity: 4)
-        let reply = try Message.decode(try opener.open(frame, transport: .stream).payload, itemsMax: 20_000)
+        let reply = try Message.decode(try opener.open(replies[0], transport: .stream).payload, itemsMax: 20_000)
         #expect(reply.type == .syncResponse)
-        #expect(reply.items.count > 10_000 && reply.items.count < 14_001, "\(reply.items.count) items")
-        let ids = reply.items.compactMap { item -> NodeID? in
+        return reply
+    }
+
+    static func ids(_ m: Message) -> [NodeID] {
+        m.items.compactMap { item -> NodeID? in
             if case .member(let u) = item { return u.id } else { return nil }
         }
-        #expect(ids.first == node.id)
-        // The rest are the members nearest on the ring after the node, in order, with none skipped.
-        let ringOrder = sent.sorted { $0.rawValue &- node.id.rawValue < $1.rawValue &- node.id.rawValue }
-        #expect(Array(ids.dropFirst()) == Array(ringOrder.prefix(ids.count - 1)))
+    }
+
+    /// A member's pull names its view by 256 bucket digests; the reply holds the node itself and every member
+    /// of each bucket whose digest differs, whole buckets only, within the reply budget.
+    @Test func pullReplyCarriesWholeDifferingBucketsWithinTheBudget() throws {
+        let node = TestFleet(count: 1).nodes[0]
+        let peer = NodeID(rawValue: 0x5eed)
+        let sealer = FrameSealer(sender: peer, keyring: TestFleet.keyring, encryptionEnabled: true)
+        var rng = DeterministicRandom(seed: 42)
+        _ = MembershipTests.loadMembers(node, count: 14_000, sealer: sealer, rng: &rng)
+        #expect(node.presentCount == 14_000)
+        // The node's bucket digests, recomputed from its member list.
+        var buckets = [UInt64](repeating: 0, count: Message.bucketCount)
+        var inBucket = [Set<NodeID>](repeating: [], count: Message.bucketCount)
+        for m in node.members where m.state.isPresent {
+            let b = Message.bucket(of: m.id)
+            buckets[b] = buckets[b] &+ Node.digestTerm(m.id, m.incarnation)
+            inBucket[b].insert(m.id)
+        }
+        #expect(buckets.reduce(0, &+) == node.digest)
+
+        // Three buckets differ: exactly their members come back, after the node itself.
+        var theirs = buckets
+        for b in [3, 77, 200] { theirs[b] = theirs[b] &+ 1 }
+        let request = Message(type: .syncRequest, digest: 1, bucketDigests: theirs)
+        let few = try MembershipTests.pull(node, request: request, sealer: sealer, sequence: 100, rng: &rng)
+        let fewIDs = MembershipTests.ids(few)
+        #expect(fewIDs.first == node.id)
+        #expect(Set(fewIDs.dropFirst()) == inBucket[3].union(inBucket[77]).union(inBucket[200]).subtracting([node.id]))
+
+        // Every bucket differs: whole buckets up to the 64 KiB budget, not the whole view.
+        let all = Message(type: .syncRequest, digest: 1, bucketDigests: [UInt64](repeating: 0, count: 256))
+        let reply = try MembershipTests.pull(node, request: all, sealer: sealer, sequence: 101, rng: &rng)
+        let replyIDs = Set(MembershipTests.ids(reply).dropFirst())
+        #expect(reply.encode().count <= node.config.syncReplyByteBudget)
+        #expect(replyIDs.count > 1_000 && replyIDs.count < 14_000, "\(replyIDs.count) members")
+        for b in 0..<Message.bucketCount where !inBucket[b].isDisjoint(with: replyIDs) {
+            #expect(inBucket[b].subtracting([node.id]).isSubset(of: replyIDs), "bucket \(b) sent in part")
+        }
+    }
+
+    /// A joining node is introduced, not handed the view: the node itself, the 24 members nearest the joiner on
+    /// the id ring (nearest first), and random others, 33 records in all.
+    @Test func joinerGetsABoundedIntroduction() throws {
+        let node = TestFleet(count: 1).nodes[0]
+        let seedPeer = NodeID(rawValue: 0x5eed)
+        let sealer = FrameSealer(sender: seedPeer, keyring: TestFleet.keyring, encryptionEnabled: true)
+        var rng = DeterministicRandom(seed: 7)
+        let ids = MembershipTests.loadMembers(node, count: 3_000, sealer: sealer, rng: &rng)
+        let joiner = NodeID(rawValue: rng.next())
+        let hello = Message(
+            type: .syncRequest, digest: Node.digestTerm(joiner, 1),
+            items: [
+                .member(
+                    MemberUpdate(
+                        state: .alive, id: joiner, incarnation: 1,
+                        address: SocketAddress(ipv4: 10, 0, 0, 9, port: 7946), reporter: joiner))
+            ])
+        let joinerSealer = FrameSealer(sender: joiner, keyring: TestFleet.keyring, encryptionEnabled: true)
+        let reply = try MembershipTests.pull(node, request: hello, sealer: joinerSealer, sequence: 1, rng: &rng)
+        let got = MembershipTests.ids(reply)
+        #expect(got.count == 33)
+        #expect(got.first == node.id)
+        #expect(Set(got).count == got.count)
+        func distance(_ id: NodeID) -> UInt64 { min(id.rawValue &- joiner.rawValue, joiner.rawValue &- id.rawValue) }
+        let nearest = ids.sorted { distance($0) < distance($1) }.prefix(24)
+        #expect(Array(got[1...24]) == Array(nearest))
+        #expect(!got.contains(joiner))
+        // The node took the joiner in.
+        #expect(node.member(joiner)?.state == .alive)
     }
 }

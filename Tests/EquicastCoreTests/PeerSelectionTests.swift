@@ -270,6 +270,16 @@ import Testing
                         reporter: NodeID(rawValue: 4))),
             ]),
         Message(type: .syncRequest, digest: 5),
+        Message(
+            type: .syncRequest, digest: 6,
+            items: [
+                .member(
+                    MemberUpdate(
+                        state: .alive, id: NodeID(rawValue: 9), incarnation: 3, address: addr,
+                        reporter: NodeID(rawValue: 9)))
+            ],
+            bucketDigests: (0..<UInt64(Message.bucketCount)).map { $0 &* 0x9e37_79b9_7f4a_7c15 }),
+        Message(type: .syncResponse, digest: 7),
     ]
 
     @Test(arguments: samples.indices)
@@ -303,6 +313,14 @@ import Testing
         badTag[11] = 7
         #expect(throws: WireError.invalidValue(field: "item tag", value: 7)) {
             try Message.decode(badTag, itemsMax: 64)
+        }
+        // A sync request carries no bucket digests (a joiner) or exactly one per bucket.
+        var shortBuckets = MessageCodecTests.samples[5].encode()
+        let countAt = shortBuckets.count - 8 * Message.bucketCount - 2
+        shortBuckets[countAt] = 0
+        shortBuckets[countAt + 1] = 3
+        #expect(throws: WireError.invalidValue(field: "bucket count", value: 3)) {
+            try Message.decode(Array(shortBuckets[0..<(countAt + 2 + 24)]), itemsMax: 64)
         }
         var badFamily = gossip
         badFamily[12 + 1 + 24] = 5

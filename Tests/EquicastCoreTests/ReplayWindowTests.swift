@@ -1,4 +1,4 @@
-import EquicastCore
+@testable import EquicastCore
 import Testing
 
 @Suite struct ReplayWindowTests {
@@ -58,7 +58,7 @@ import Testing
         }
     }
 
-    @Test func tableEvictsLeastRecentlyHeardSender() {
+    @Test func tableForgetsSendersNotHeardRecently() {
         var table = ReplayTable(capacity: 2)
         let a = NodeID(rawValue: 1), b = NodeID(rawValue: 2), c = NodeID(rawValue: 3)
         table.record(sender: a, sequence: 1)
@@ -69,5 +69,85 @@ import Testing
         #expect(table.check(sender: a, sequence: 2) == .duplicate)
         #expect(table.check(sender: b, sequence: 1) == .fresh)
         #expect(table.check(sender: c, sequence: 1) == .duplicate)
+    }
+
+    /// A larger table: senders heard within the last half-capacity of new senders are never forgotten, and the
+    /// table never holds more than its capacity.
+    @Test func tableKeepsRecentSendersWithinCapacity() {
+        var table = ReplayTable(capacity: 100)
+        for i in 1...1_000 {
+            let id = NodeID(rawValue: UInt64(i))
+            table.record(sender: id, sequence: 5)
+            // A steady sender heard after every new one keeps its window throughout.
+            table.record(sender: NodeID(rawValue: 0), sequence: UInt64(i))
+            #expect(table.count <= 100)
+        }
+        for i in 951...1_000 {
+            #expect(table.check(sender: NodeID(rawValue: UInt64(i)), sequence: 5) == .duplicate, "sender \(i)")
+        }
+        #expect(table.check(sender: NodeID(rawValue: 0), sequence: 1_000) == .duplicate)
+        #expect(table.check(sender: NodeID(rawValue: 0), sequence: 999) == .duplicate)
+    }
+}
+
+/// The member table against a plain dictionary model: random inserts, updates and removals, with a private
+/// directory (slots reused) and a shared one (slots kept, moved addresses held per table).
+@Suite struct MemberTableTests {
+    @Test(arguments: [false, true])
+    func matchesADictionaryModel(shared: Bool) {
+        var rng = DeterministicRandom(seed: shared ? 2 : 1)
+        let directory = MemberDirectory(shared: shared, salt: 99)
+        var table = MemberTable(directory: directory)
+        var other = MemberTable(directory: directory)  // a second node sharing (or not) the directory
+        var model: [NodeID: Member] = [:]
+        let ids = (0..<400).map { _ in NodeID(rawValue: rng.next()) }
+        for step in 0..<20_000 {
+            let id = ids[rng.below(ids.count)]
+            switch rng.below(4) {
+            case 0, 1:
+                let m = Member(
+                    id: id, address: SocketAddress(ipv4: 10, 0, UInt8(rng.below(2)), 1, port: 7946),
+                    state: MemberState(rawValue: UInt8(rng.below(4)))!, incarnation: rng.next() >> 40,
+                    stateChangedAt: UInt64(step), lastHeard: UInt64(rng.below(1000)))
+                table[id] = m
+                model[id] = m
+                if shared && rng.below(2) == 0 { other[id] = m }
+            case 2:
+                table[id] = nil
+                model[id] = nil
+            default:
+                #expect(table[id] == model[id], "step \(step)")
+            }
+        }
+        #expect(table.count == model.count)
+        #expect(table.values.sorted { $0.id < $1.id } == model.values.sorted { $0.id < $1.id })
+        for state in MemberState.allCases {
+            #expect(table.count(state) == model.values.filter { $0.state == state }.count)
+        }
+        for b in 0..<Message.bucketCount {
+            let expected = Set(model.keys.filter { Message.bucket(of: $0) == b })
+            #expect(Set(table.members(inBucket: b).map(\.id)) == expected)
+        }
+        if !shared { #expect(directory.slotCount <= ids.count) }
+    }
+
+    @Test func idIndexAgreesWithADictionary() {
+        var rng = DeterministicRandom(seed: 3)
+        var index = IDIndex(salt: 5)
+        var model: [UInt64: UInt32] = [:]
+        let keys = (0..<3_000).map { _ in rng.next() } + [0, UInt64.max]
+        for _ in 0..<50_000 {
+            let k = keys[rng.below(keys.count)]
+            if model[k] == nil, rng.below(3) > 0 {
+                let v = UInt32(rng.below(1 << 20))
+                index.insert(k, v)
+                model[k] = v
+            } else if rng.below(2) == 0 {
+                index.remove(k)
+                model[k] = nil
+            }
+            #expect(index.find(k) == model[k])
+        }
+        for k in keys { #expect(index.find(k) == model[k]) }
     }
 }

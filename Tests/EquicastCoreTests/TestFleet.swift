@@ -54,9 +54,14 @@ final class TestFleet {
             encryptionEnabled: true, config: config, seeds: [address(0)], randomSeed: rng.bytes(32), now: now)
     }
 
+    /// Transmits a node made while answering a stream inside another node's drain, sent at its own next drain.
+    var deferred: [Int: [Transmit]] = [:]
+
     func drain(_ i: Int) {
         let node = nodes[i]
-        while let t = node.pollTransmit() {
+        var earlier = deferred.removeValue(forKey: i) ?? []
+        earlier.reverse()
+        while let t = earlier.popLast() ?? node.pollTransmit() {
             if crashed.contains(i) { continue }
             switch t {
             case .datagram(let to, let bytes):
@@ -73,8 +78,8 @@ final class TestFleet {
                 while let reply = nodes[j].pollTransmit() {
                     if case .streamReply(_, let r) = reply {
                         node.handleStreamFrame(r, stream: .outgoing(sid), now: now)
-                    } else if case .datagram(let to2, let b2) = reply, let k = index(of: to2) {
-                        inFlight.append((now + latency, k, nodes[j].address, b2))
+                    } else {
+                        deferred[j, default: []].append(reply)
                     }
                 }
             case .streamReply:

@@ -47,6 +47,30 @@ struct GossipQueue {
         }
     }
 
+    /// Drops member news already sent at least once whose effect the view digest covers (alive, failed, left:
+    /// suspicion is not in the digest and events are not member news). Called when peers show a view equal to
+    /// ours: the news has spread, and retransmitting it would only repeat what everyone holds.
+    mutating func dropSpreadMemberNews() {
+        var drop: [Key] = []
+        for (key, e) in entries where e.transmits > 0 {
+            guard case .member(let u) = e.item, u.state != .suspect else { continue }
+            drop.append(key)
+        }
+        for key in drop {
+            liveInLevel[entries[key]!.transmits] -= 1
+            entries[key] = nil
+        }
+        if entries.isEmpty { releaseStorage() }
+    }
+
+    /// An empty queue gives its storage back (it is sized for a burst and idle most of the time).
+    private mutating func releaseStorage() {
+        entries = [:]
+        levels = []
+        liveInLevel = []
+        heads = []
+    }
+
     mutating func enqueue(_ item: GossipItem) {
         let key = GossipQueue.key(item)
         if let old = entries[key] {
@@ -72,8 +96,12 @@ struct GossipQueue {
 
     private func isLive(_ r: Reference) -> Bool { entries[r.key]?.stamp == r.stamp }
 
+    /// Drops stale references, into storage sized to what is left.
     private mutating func compact(_ level: Int) {
-        levels[level] = levels[level].filter(isLive)
+        var live: [Reference] = []
+        live.reserveCapacity(liveInLevel[level])
+        for r in levels[level] where isLive(r) { live.append(r) }
+        levels[level] = live
         heads[level] = 0
     }
 
@@ -118,7 +146,9 @@ struct GossipQueue {
         var level = 0
         while level < levels.count && out.count < itemsMax && used < byteBudget {
             if liveInLevel[level] == 0 {
-                levels[level].removeAll(keepingCapacity: true)
+                // Storage is released, not kept: a 10,000-node simulation holds one queue per node, and a
+                // level that once held a burst of news would otherwise keep that burst's storage for good.
+                levels[level] = []
                 heads[level] = 0
                 level += 1
                 continue
@@ -148,9 +178,11 @@ struct GossipQueue {
             levels[level].removeSubrange((i + 1)...)
             levels[level].append(contentsOf: skipped.reversed())
             heads[level] = min(heads[level], i + 1)
+            if levels[level].capacity > 4 * levels[level].count + 256 { compact(level) }
             level += 1
         }
         for key in taken { sent(key, limit: limit) }
+        if entries.isEmpty { releaseStorage() }
         return out
     }
 }

@@ -44,8 +44,13 @@ public struct MembershipConfig: Equatable, Sendable {
     public var reconnectInterval: UInt64 = 5000
     /// How long failed and left members stay in the table (for operators and SNMP) before they are forgotten.
     public var reclaimAfter: UInt64 = 600_000
-    /// Most changes waiting in the gossip queue.
-    public var gossipQueueCapacity: Int = 1024
+    /// Bytes of member records in one sync reply (about 40 each): 64 KiB repairs any view of up to ~1,600
+    /// members in one pull and bounds what one pull costs the responder in a larger fleet.
+    public var syncReplyByteBudget: Int = 65536
+    /// Most changes waiting in the gossip queue: about ten packets of news. Beyond that (a mass join, a
+    /// healed partition) the most-sent changes are dropped and digest-driven pulls, which move a view in bulk,
+    /// carry the rest.
+    public var gossipQueueCapacity: Int = 256
 
     public init() {}
 

@@ -7,8 +7,9 @@ public enum MessageType: UInt8, Sendable, CaseIterable {
     case pingRequest = 3
     /// Piggybacked updates only.
     case gossip = 4
-    /// Push-pull full-state exchange over TCP: the request carries the sender's full state, the response the
-    /// receiver's.
+    /// Pull sync over TCP: the request carries the sender's own record and its bucket digests (none from a
+    /// joining node, which asks to be introduced); the response carries the responder's records of every bucket
+    /// whose digest differs, within a byte budget, or for a joiner a bounded introduction.
     case syncRequest = 5
     case syncResponse = 6
 }
@@ -53,10 +54,12 @@ public struct Message: Equatable, Sendable {
     public var target: NodeID
     public var targetAddress: SocketAddress?
     public var items: [GossipItem]
+    /// A sync request's digest of each id range (`bucketCount` of them), or none from a joining node.
+    public var bucketDigests: [UInt64]
 
     public init(
         type: MessageType, digest: UInt64, probeID: UInt32 = 0, target: NodeID = NodeID(rawValue: 0),
-        targetAddress: SocketAddress? = nil, items: [GossipItem] = []
+        targetAddress: SocketAddress? = nil, items: [GossipItem] = [], bucketDigests: [UInt64] = []
     ) {
         self.type = type
         self.digest = digest
@@ -64,19 +67,27 @@ public struct Message: Equatable, Sendable {
         self.target = target
         self.targetAddress = targetAddress
         self.items = items
+        self.bucketDigests = bucketDigests
     }
+
+    /// Id ranges of a sync request's bucket digests: the top 8 bits of a member's id pick its bucket.
+    public static let bucketCount = 256
+
+    public static func bucket(of id: NodeID) -> Int { Int(id.rawValue >> 56) }
 
     /// Items one datagram may carry; a sync carries at most `membersMax` (checked by the caller's limit).
     public static let datagramItemsMax = 64
 
-    /// Fixed bytes before the items: type, digest, type-specific fields, item count.
+    /// Bytes besides the items: type, digest, type-specific fields, item count, and a sync request's bucket
+    /// digests (which follow the items).
     public var headerByteCount: Int {
         var n = 1 + 8 + 2
         switch type {
         case .ping: n += 4 + 8
         case .ack: n += 4
         case .pingRequest: n += 4 + 8 + 1 + (targetAddress?.family == .ipv6 ? 16 : 4) + 2
-        case .gossip, .syncRequest, .syncResponse: break
+        case .syncRequest: n += 2 + 8 * bucketDigests.count
+        case .gossip, .syncResponse: break
         }
         return n
     }
@@ -115,12 +126,21 @@ public struct Message: Equatable, Sendable {
                 w.writeLengthPrefixed(e.payload)
             }
         }
+        if type == .syncRequest {
+            w.write(UInt16(bucketDigests.count))
+            for d in bucketDigests { w.write(d) }
+        }
         return w.bytes
     }
 
     static func encode(_ a: SocketAddress, into w: inout ByteWriter) {
         w.write(a.family.rawValue)
-        w.write(a.bytes)
+        if a.family == .ipv4 {
+            w.write(UInt32(truncatingIfNeeded: a.high >> 32))
+        } else {
+            w.write(a.high)
+            w.write(a.low)
+        }
         w.write(a.port)
     }
 
@@ -183,6 +203,14 @@ public struct Message: Equatable, Sendable {
             default:
                 throw .invalidValue(field: "item tag", value: UInt64(tag))
             }
+        }
+        if type == .syncRequest {
+            let buckets = Int(try r.readUInt16("bucket count"))
+            if buckets != 0 && buckets != bucketCount {
+                throw .invalidValue(field: "bucket count", value: UInt64(buckets))
+            }
+            m.bucketDigests.reserveCapacity(buckets)
+            for _ in 0..<buckets { m.bucketDigests.append(try r.readUInt64("bucket digest")) }
         }
         if !r.isAtEnd { throw .trailingBytes(count: r.remaining) }
         return m

@@ -29,7 +29,8 @@ extension Node {
             table[u.id] = m
             suspicions[u.id] = nil
             if wasPresent {
-                digest = digest &- Node.digestTerm(u.id, oldIncarnation) &+ Node.digestTerm(u.id, u.incarnation)
+                removeFromDigest(u.id, oldIncarnation)
+                addToDigest(u.id, u.incarnation)
             } else {
                 addPresent(u.id, incarnation: u.incarnation)
             }
@@ -42,7 +43,8 @@ extension Node {
                 return suspicions[u.id]?.confirm(by: u.reporter) ?? false
             }
             if u.incarnation > m.incarnation {
-                digest = digest &- Node.digestTerm(u.id, m.incarnation) &+ Node.digestTerm(u.id, u.incarnation)
+                removeFromDigest(u.id, m.incarnation)
+                addToDigest(u.id, u.incarnation)
                 m.incarnation = u.incarnation
             }
             m.state = .suspect
@@ -69,9 +71,9 @@ extension Node {
     /// ourselves (our own gossip coming back) changes nothing.
     func applyAboutSelf(_ u: MemberUpdate, now: UInt64) -> Bool {
         guard u.state == .suspect || u.state == .failed, !isLeaving, u.incarnation >= incarnation else { return false }
-        digest = digest &- Node.digestTerm(id, incarnation)
+        removeFromDigest(id, incarnation)
         incarnation = u.incarnation + 1
-        digest = digest &+ Node.digestTerm(id, incarnation)
+        addToDigest(id, incarnation)
         table[id]!.incarnation = incarnation
         counters.refutations += 1
         events.append(.refuted(incarnation: incarnation))
@@ -80,21 +82,21 @@ extension Node {
     }
 
     func addPresent(_ member: NodeID, incarnation: UInt64) {
-        presentIndex[member] = present.count
+        table.setPresentPosition(member, present.count)
         present.append(member)
         ring.add(member)
-        digest = digest &+ Node.digestTerm(member, incarnation)
+        addToDigest(member, incarnation)
     }
 
     func removePresent(_ member: NodeID, incarnation: UInt64) {
-        guard let i = presentIndex[member] else { return }
+        guard let i = table.presentPosition(member) else { return }
         let last = present[present.count - 1]
         present[i] = last
-        presentIndex[last] = i
+        table.setPresentPosition(last, i)
         present.removeLast()
-        presentIndex[member] = nil
+        table.setPresentPosition(member, nil)
         ring.remove(member)
-        digest = digest &- Node.digestTerm(member, incarnation)
+        removeFromDigest(member, incarnation)
     }
 
     func suspicionDeadline(_ member: NodeID, _ s: Suspicion) -> UInt64 {

@@ -53,19 +53,35 @@ extension Node {
         case (.syncRequest, .accepted(let connection)):
             merge(message.items, from: sender, now: now)
             counters.syncsServed += 1
-            let reply = Message(type: .syncResponse, digest: digest, items: fullState())
+            let items: [GossipItem]
+            if message.bucketDigests.isEmpty {
+                items = introduction(for: sender)
+            } else {
+                // The requester pulls what differs; if we lack something it has, we will pull it in turn.
+                noteDigest(message.digest, from: sender, now: now)
+                items = differingBuckets(message.bucketDigests)
+            }
+            let reply = Message(type: .syncResponse, digest: digest, items: items)
             transmits.append(.streamReply(connection: connection, bytes: seal(reply, messageClass: .control)))
         case (.syncResponse, .outgoing(let sid)):
             guard pendingSyncs.removeValue(forKey: sid) != nil else { return }
             let joining = present.isEmpty
-            merge(message.items, from: sender, now: now)
+            let learned = merge(message.items, from: sender, now: now)
             counters.syncsCompleted += 1
+            if learned > 0 && !joining {
+                // A pull that taught us something may go on at once: a node far behind (after a mass join or a
+                // long partition) catches up at network speed. Only fruitless pulls back off.
+                syncBackoff = 0
+                nextSyncAllowed = now + config.gossipInterval / 2
+            }
             if joining && !present.isEmpty {
-                // A joiner announces itself to the members it just learned: with many nodes joining through one
-                // seed, the seed alone could not spread every arrival in time. Its snapshot is the view most
-                // likely to miss concurrent arrivals, so the join does not use up the mismatch-sync allowance.
+                // A joiner announces itself to the members it was introduced to (with many nodes joining through
+                // one seed, the seed alone could not spread every arrival in time), then pulls the rest of the
+                // view from one of them, chosen at random so that a thousand joiners do not all pull from the
+                // same node.
                 enqueueNews(.member(selfUpdate), now: now)
-                nextSyncAllowed = now
+                mismatchPeer = present[rng.below(present.count)]
+                nextSyncAllowed = now + config.gossipInterval / 2
             }
         default:
             counters.decodeErrors += 1
@@ -163,7 +179,7 @@ extension Node {
     }
 
     func heard(_ member: NodeID, now: UInt64) {
-        if member != id, table[member] != nil { table[member]!.lastHeard = now }
+        if member != id { table.setLastHeard(member, now) }
     }
 
     func absorb(_ item: GossipItem, from sender: NodeID, now: UInt64) {
@@ -179,13 +195,19 @@ extension Node {
         }
     }
 
-    /// Full-state merge. Only news about the sync partner itself, or refutations about ourselves, is re-gossiped:
+    /// Merges sync records. Only news about the sync partner itself, or refutations about ourselves, is re-gossiped:
     /// everything else the partner already spreads, and re-gossiping a whole table would flood the queue.
-    func merge(_ items: [GossipItem], from sender: NodeID, now: UInt64) {
+    /// Returns how many records changed this node's view.
+    @discardableResult
+    func merge(_ items: [GossipItem], from sender: NodeID, now: UInt64) -> Int {
+        var changed = 0
         for item in items {
             guard case .member(let u) = item else { continue }
-            if apply(u, now: now) && u.id == sender { enqueueNews(item, now: now) }
+            guard apply(u, now: now) else { continue }
+            changed += 1
+            if u.id == sender { enqueueNews(item, now: now) }
         }
+        return changed
     }
 
     /// Remembers the last peer whose view differs from ours (and forgets it once it agrees). When our own news
@@ -193,32 +215,91 @@ extension Node {
     func noteDigest(_ theirs: UInt64, from sender: NodeID, now: UInt64) {
         if theirs == digest {
             if mismatchPeer == sender { mismatchPeer = nil }
+            // Rumour mongering with feedback: once several peers in a row hold exactly our view, the news we
+            // are still retransmitting has spread; the few nodes it missed will see a differing digest and pull.
+            if sender != lastMatchingPeer {
+                lastMatchingPeer = sender
+                matchingPeers += 1
+                if matchingPeers >= Node.matchesBeforeQuiet && !queue.isEmpty { queue.dropSpreadMemberNews() }
+            }
             return
         }
+        matchingPeers = 0
+        lastMatchingPeer = nil
         mismatchPeer = sender
         if queue.isEmpty && pendingSyncs.isEmpty && now >= nextSyncAllowed {
             nextGossip = min(nextGossip, now + config.gossipInterval / 4)
         }
     }
 
-    /// This node's view for a sync: itself first, then the other members in ring order from its successor,
-    /// as many as fit one stream frame and `membersMax` (about 11,000 IPv6 or 14,900 IPv4 members; a larger
-    /// view sends its ring neighbourhood, and gossip carries the rest).
-    func fullState() -> [GossipItem] {
-        let budget = FrameLimits.streamPayloadBudget - Message(type: .syncResponse, digest: 0).headerByteCount
-        var items: [GossipItem] = [.member(selfUpdate)]
-        var used = items[0].encodedByteCount
-        let others = table.values.filter { $0.id != id }.sorted {
-            $0.id.rawValue &- id.rawValue < $1.id.rawValue &- id.rawValue
+    /// A reply to a joining node: ourselves, the members nearest the joiner on the id ring (its future ring
+    /// neighbours, who will probe it), and a few random members for far-reaching gossip; `introductionSize` in
+    /// all. Bounded, so that a thousand nodes joining through one seed cost the seed little: the joiner then
+    /// announces itself to these and pulls the rest of the view from the fleet, not from the seed.
+    func introduction(for joiner: NodeID) -> [GossipItem] {
+        // Buckets outward from the joiner's until enough candidates, plus one more ring of buckets: a member
+        // outside those is farther than every candidate, so the nearest candidates are the nearest members.
+        var candidates: [Member] = []
+        let home = Message.bucket(of: joiner)
+        var k = 0
+        var extraRing = false
+        while k <= Message.bucketCount / 2 {
+            let up = (home + k) % Message.bucketCount
+            let down = (home - k + Message.bucketCount) % Message.bucketCount
+            for b in up == down ? [up] : [up, down] {
+                for m in table.members(inBucket: b) where m.id != id && m.id != joiner && m.state.isPresent {
+                    candidates.append(m)
+                }
+            }
+            k += 1
+            if extraRing { break }
+            if candidates.count >= Node.introductionSize { extraRing = true }
         }
-        for m in others {
-            let item = GossipItem.member(
-                MemberUpdate(state: m.state, id: m.id, incarnation: m.incarnation, address: m.address, reporter: id))
-            let size = item.encodedByteCount
-            if items.count >= config.membersMax || used + size > budget { break }
-            items.append(item)
+        func distance(_ m: Member) -> UInt64 { min(m.id.rawValue &- joiner.rawValue, joiner.rawValue &- m.id.rawValue) }
+        candidates.sort { distance($0) < distance($1) || (distance($0) == distance($1) && $0.id < $1.id) }
+        let nearCount = Node.introductionSize * 3 / 4
+        var chosen = Array(candidates.prefix(nearCount))
+        var attempts = 0
+        while chosen.count < Node.introductionSize && chosen.count < present.count - (present.contains(joiner) ? 1 : 0)
+            && attempts < 4 * Node.introductionSize
+        {
+            attempts += 1
+            guard let m = table[present[rng.below(present.count)]], m.id != joiner,
+                !chosen.contains(where: { $0.id == m.id })
+            else { continue }
+            chosen.append(m)
+        }
+        var items: [GossipItem] = [.member(selfUpdate)]
+        for m in chosen { items.append(.member(syncRecord(m))) }
+        return items
+    }
+
+    /// A reply to a member's pull: ourselves, then every record of each bucket whose digest differs from the
+    /// requester's, whole buckets from a random starting bucket (so that replies cut short by the budget
+    /// cover different ranges each time), within `syncReplyByteBudget`.
+    func differingBuckets(_ theirs: [UInt64]) -> [GossipItem] {
+        var items: [GossipItem] = [.member(selfUpdate)]
+        var used = Message(type: .syncResponse, digest: 0).headerByteCount + items[0].encodedByteCount
+        let budget = min(config.syncReplyByteBudget, FrameLimits.streamPayloadBudget)
+        let start = rng.below(Message.bucketCount)
+        for k in 0..<Message.bucketCount {
+            let b = (start + k) % Message.bucketCount
+            guard theirs[b] != bucketDigests[b] else { continue }
+            var bucket: [GossipItem] = []
+            var size = 0
+            for m in table.members(inBucket: b) where m.id != id {
+                let item = GossipItem.member(syncRecord(m))
+                bucket.append(item)
+                size += item.encodedByteCount
+            }
+            if used + size > budget || items.count + bucket.count > config.membersMax + 1 { break }
+            items += bucket
             used += size
         }
         return items
+    }
+
+    func syncRecord(_ m: Member) -> MemberUpdate {
+        MemberUpdate(state: m.state, id: m.id, incarnation: m.incarnation, address: m.address, reporter: id)
     }
 }

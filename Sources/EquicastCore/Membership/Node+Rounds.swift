@@ -113,7 +113,10 @@ extension Node {
         nextStreamID += 1
         pendingSyncs[sid] = PendingSync(peer: peer, startedAt: now)
         counters.syncsStarted += 1
-        let request = Message(type: .syncRequest, digest: digest, items: fullState())
+        // A node that knows nobody asks to be introduced; a member sends its bucket digests and pulls what differs.
+        let request = Message(
+            type: .syncRequest, digest: digest, items: [.member(selfUpdate)],
+            bucketDigests: present.isEmpty ? [] : bucketDigests)
         transmits.append(.streamOpen(id: sid, to: peer, bytes: seal(request)))
     }
 
@@ -127,7 +130,7 @@ extension Node {
             if !seeds.isEmpty { startJoin(now: now) }
             return
         }
-        guard let peer = mismatchPeer, queue.isEmpty, let m = table[peer], m.state.isPresent else { return }
+        guard let peer = mismatchPeer, let m = table[peer], m.state.isPresent else { return }
         mismatchPeer = nil
         if now >= lastMismatchSync + 2 * config.syncInterval { syncBackoff = 0 }
         let wait = max(syncBackoff, config.gossipInterval)

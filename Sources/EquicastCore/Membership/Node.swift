@@ -61,12 +61,14 @@ public final class Node {
     var opener: FrameOpener
     var sequence: UInt64
 
-    // Members: a table, a list for O(1) random picks, and the incrementally kept ring and digest.
-    var table: [NodeID: Member] = [:]
+    // Members: a table, a list for O(1) random picks, and the incrementally kept ring and digests.
+    var table: MemberTable
     var present: [NodeID] = []  // alive and suspect members, self excluded
-    var presentIndex: [NodeID: Int] = [:]
     var ring: RingTracker
+    /// The view digest: the wrapping sum of `digestTerm` over self and the present members.
     public internal(set) var digest: UInt64 = 0
+    /// The same sum per id range (the top 8 bits of the id): a sync sends only the ranges whose sums differ.
+    var bucketDigests = [UInt64](repeating: 0, count: Message.bucketCount)
     var suspicions: [NodeID: Suspicion] = [:]
 
     var queue: GossipQueue
@@ -93,6 +95,9 @@ public final class Node {
     var pendingSyncs: [UInt64: PendingSync] = [:]
     var nextStreamID: UInt64 = 1
     var mismatchPeer: NodeID?
+    /// Distinct peers in a row whose digest matched ours, and the last of them.
+    var matchingPeers = 0
+    var lastMatchingPeer: NodeID?
     var leaveRoundsLeft = 0
 
     var transmits = OutputQueue<Transmit>()
@@ -120,19 +125,26 @@ public final class Node {
     ///   - bootCount: how many times this node has started (persisted by the driver). It seeds the incarnation
     ///     and the frame sequence base, so a restarted node outranks its previous life everywhere.
     ///   - randomSeed: seeds every random choice and the frame nonces; the daemon draws it from the OS CSPRNG.
+    ///   - directory: where member ids and addresses are interned; nil for a private one (a daemon). A simulator
+    ///     passes one shared directory to all its nodes.
     public init(
         id: NodeID, address: SocketAddress, bootCount: UInt64, keyring: FleetKeyring, encryptionEnabled: Bool,
-        config: MembershipConfig, seeds: [SocketAddress], randomSeed: [UInt8], now: UInt64
+        config: MembershipConfig, seeds: [SocketAddress], randomSeed: [UInt8], now: UInt64,
+        directory: MemberDirectory? = nil
     ) {
         self.id = id
         self.address = address
         self.config = config
         self.incarnation = bootCount << 32
         self.sequence = bootCount << 32
-        self.rng = DeterministicRandom(seedBytes: randomSeed)
+        var random = DeterministicRandom(seedBytes: randomSeed)
+        let salt = random.next()
+        self.rng = random
         self.sealer = FrameSealer(sender: id, keyring: keyring, encryptionEnabled: encryptionEnabled)
         self.opener = FrameOpener(
-            keyring: keyring, requireEncryption: encryptionEnabled, senderCapacity: config.membersMax)
+            keyring: keyring, requireEncryption: encryptionEnabled,
+            senderCapacity: min(config.membersMax, Node.replaySendersMax))
+        self.table = MemberTable(directory: directory ?? MemberDirectory(shared: false, salt: salt))
         self.ring = RingTracker(selfID: id, perSide: max(1, config.ringSize / 2))
         self.queue = GossipQueue(capacity: config.gossipQueueCapacity)
         self.seeds = seeds.filter { $0 != address }
@@ -142,7 +154,7 @@ public final class Node {
         self.nextReconnect = now + config.reconnectInterval
         table[id] = Member(
             id: id, address: address, state: .alive, incarnation: incarnation, stateChangedAt: now, lastHeard: now)
-        digest = digest &+ Node.digestTerm(id, incarnation)
+        addToDigest(id, incarnation)
         queue.enqueue(.member(selfUpdate))
         if !self.seeds.isEmpty { startJoin(now: now) }
     }
@@ -159,11 +171,7 @@ public final class Node {
         return ring.neighbours
     }
     /// Members in each state, self included.
-    public func count(_ state: MemberState) -> Int {
-        var n = 0
-        for m in table.values where m.state == state { n += 1 }
-        return n
-    }
+    public func count(_ state: MemberState) -> Int { table.count(state) }
     /// True once a leave has been announced and its gossip rounds are done.
     public var leaveComplete: Bool { isLeaving && leaveRoundsLeft == 0 }
 
@@ -210,6 +218,28 @@ public final class Node {
         transmits.append(.datagram(to: address, bytes: seal(m)))
     }
 
+    /// Senders whose replay windows are kept (see `ReplayTable`): the ring neighbours and recent gossip partners
+    /// of a node in a fleet of any size fit, at 56 bytes each.
+    static let replaySendersMax = 1024
+
+    /// Peers in a row holding our exact view after which queued member news counts as spread.
+    static let matchesBeforeQuiet = 3
+
+    /// Members a joining node is introduced to (see `introduction(for:)`).
+    static let introductionSize = 32
+
+    func addToDigest(_ member: NodeID, _ incarnation: UInt64) {
+        let t = Node.digestTerm(member, incarnation)
+        digest = digest &+ t
+        bucketDigests[Message.bucket(of: member)] = bucketDigests[Message.bucket(of: member)] &+ t
+    }
+
+    func removeFromDigest(_ member: NodeID, _ incarnation: UInt64) {
+        let t = Node.digestTerm(member, incarnation)
+        digest = digest &- t
+        bucketDigests[Message.bucket(of: member)] = bucketDigests[Message.bucket(of: member)] &- t
+    }
+
     /// One member's share of the view digest (the digest is the wrapping sum over present members and self).
     /// Public so that a simulator can compute the digest of the true live set.
     public static func digestTerm(_ id: NodeID, _ incarnation: UInt64) -> UInt64 {
@@ -233,7 +263,8 @@ struct OutputQueue<Element> {
         let item = items[head]
         head += 1
         if head == items.count {
-            items.removeAll(keepingCapacity: true)
+            // Small storage is reused; a burst's (a sync's thousand events) is given back.
+            if items.capacity > 64 { items = [] } else { items.removeAll(keepingCapacity: true) }
             head = 0
         }
         return item

@@ -1,0 +1,249 @@
+/// Interns member ids as dense slot numbers and keeps each member's announced address once.
+///
+/// A node's member table is an array indexed by slot, not a hash table of rows: 32 bytes per member instead of
+/// about 150, which is what lets a simulator hold 10,000 nodes with full views of each other. A daemon gives its
+/// node a private directory, whose slots are freed when the node forgets a member; a simulator gives every node
+/// the same shared directory (ids and addresses stored once for the whole fleet, slots never freed). Sharing
+/// changes nothing a node can observe: an address a node believes that differs from the directory's is kept
+/// in the node's own table.
+public final class MemberDirectory {
+    /// True when several nodes use this directory.
+    public let isShared: Bool
+    private(set) var ids: [NodeID] = []
+    private(set) var addresses: [SocketAddress] = []
+    private var slots: IDIndex
+    private var freeSlots: [UInt32] = []
+
+    /// - Parameter salt: mixed into the id hash, so that ids chosen to collide cannot slow lookups down; a node
+    ///   draws it from its random generator.
+    public init(shared: Bool, salt: UInt64) {
+        self.isShared = shared
+        self.slots = IDIndex(salt: salt)
+    }
+
+    /// Slots handed out so far (the length a table indexed by slot may need).
+    public var slotCount: Int { ids.count }
+
+    func slot(of id: NodeID) -> UInt32? { slots.find(id.rawValue) }
+
+    /// The slot of `id`, created with `address` as its address if the id is new.
+    func intern(_ id: NodeID, address: SocketAddress) -> UInt32 {
+        if let s = slots.find(id.rawValue) { return s }
+        let s: UInt32
+        if let reused = freeSlots.popLast() {
+            s = reused
+            ids[Int(s)] = id
+            addresses[Int(s)] = address
+        } else {
+            s = UInt32(ids.count)
+            ids.append(id)
+            addresses.append(address)
+        }
+        slots.insert(id.rawValue, s)
+        return s
+    }
+
+    /// A private directory's owner changed a member's address.
+    func setAddress(_ address: SocketAddress, slot: UInt32) {
+        precondition(!isShared)
+        addresses[Int(slot)] = address
+    }
+
+    /// A private directory's owner forgot the member: its slot may be reused.
+    func release(_ slot: UInt32) {
+        precondition(!isShared)
+        slots.remove(ids[Int(slot)].rawValue)
+        freeSlots.append(slot)
+    }
+}
+
+/// An open-addressing hash table from 64-bit ids to slots: a multiply-shift hash of the salted id and linear
+/// probing. Member lookups are the core's most frequent operation (every item of every packet), and the
+/// standard library's SipHash dictionary costs several times more per lookup.
+struct IDIndex {
+    private static let empty = UInt32.max
+    private static let deleted = UInt32.max - 1
+    private let salt: UInt64
+    private var keys: [UInt64]
+    private var values: [UInt32]
+    private var shift: UInt64
+    private var used = 0  // live entries and tombstones
+
+    init(salt: UInt64) {
+        self.salt = salt
+        keys = [UInt64](repeating: 0, count: 16)
+        values = [UInt32](repeating: IDIndex.empty, count: 16)
+        shift = 64 - 4
+    }
+
+    private func home(_ key: UInt64) -> Int {
+        Int(truncatingIfNeeded: ((key ^ salt) &* 0x9e37_79b9_7f4a_7c15) >> shift)
+    }
+
+    func find(_ key: UInt64) -> UInt32? {
+        let mask = keys.count - 1
+        var i = home(key)
+        while true {
+            let v = values[i]
+            if v == IDIndex.empty { return nil }
+            if v != IDIndex.deleted && keys[i] == key { return v }
+            i = (i + 1) & mask
+        }
+    }
+
+    /// Adds `key`, which must not be present.
+    mutating func insert(_ key: UInt64, _ value: UInt32) {
+        if (used + 1) * 2 > keys.count { grow() }
+        let mask = keys.count - 1
+        var i = home(key)
+        while values[i] != IDIndex.empty && values[i] != IDIndex.deleted { i = (i + 1) & mask }
+        if values[i] == IDIndex.empty { used += 1 }
+        keys[i] = key
+        values[i] = value
+    }
+
+    mutating func remove(_ key: UInt64) {
+        let mask = keys.count - 1
+        var i = home(key)
+        while values[i] != IDIndex.empty {
+            if values[i] != IDIndex.deleted && keys[i] == key {
+                values[i] = IDIndex.deleted
+                return
+            }
+            i = (i + 1) & mask
+        }
+    }
+
+    /// Doubles the table (or rebuilds it at the same size when tombstones filled it).
+    private mutating func grow() {
+        let oldKeys = keys
+        let oldValues = values
+        var live = 0
+        for v in oldValues where v != IDIndex.empty && v != IDIndex.deleted { live += 1 }
+        var size = oldKeys.count
+        while (live + 1) * 4 > size { size *= 2 }
+        keys = [UInt64](repeating: 0, count: size)
+        values = [UInt32](repeating: IDIndex.empty, count: size)
+        shift = 64 - UInt64(size.trailingZeroBitCount)
+        used = 0
+        for i in 0..<oldKeys.count where oldValues[i] != IDIndex.empty && oldValues[i] != IDIndex.deleted {
+            insert(oldKeys[i], oldValues[i])
+        }
+    }
+}
+
+/// A node's member table: one 32-byte row per directory slot, read and written as `Member` values.
+struct MemberTable {
+    private struct Row {
+        static let unknown: UInt8 = 0xff
+        var incarnation: UInt64 = 0
+        var stateChangedAt: UInt64 = 0
+        var lastHeard: UInt64 = 0
+        var state: UInt8 = Row.unknown
+        /// Index in the node's list of present members; -1 when not present.
+        var presentPosition: Int32 = -1
+    }
+
+    let directory: MemberDirectory
+    private var rows: [Row] = []
+    /// Addresses this node believes that differ from the shared directory's (a member that moved).
+    private var movedAddresses: [UInt32: SocketAddress] = [:]
+    /// Known members' slots by id range (`Message.bucket(of:)`), for syncs that send only some ranges.
+    private var buckets = [[UInt32]](repeating: [], count: Message.bucketCount)
+    /// Members known (rows in use).
+    private(set) var count = 0
+
+    init(directory: MemberDirectory) { self.directory = directory }
+
+    private func knownSlot(_ id: NodeID) -> Int? {
+        guard let s = directory.slot(of: id), Int(s) < rows.count, rows[Int(s)].state != Row.unknown else {
+            return nil
+        }
+        return Int(s)
+    }
+
+    private func member(at s: Int) -> Member {
+        let row = rows[s]
+        return Member(
+            id: directory.ids[s],
+            address: movedAddresses.isEmpty
+                ? directory.addresses[s] : movedAddresses[UInt32(s)] ?? directory.addresses[s],
+            state: MemberState(rawValue: row.state) ?? .failed, incarnation: row.incarnation,
+            stateChangedAt: row.stateChangedAt, lastHeard: row.lastHeard)
+    }
+
+    subscript(id: NodeID) -> Member? {
+        get { knownSlot(id).map { member(at: $0) } }
+        set {
+            guard let m = newValue else {
+                remove(id)
+                return
+            }
+            precondition(m.id == id)
+            let s = Int(directory.intern(id, address: m.address))
+            if s >= rows.count { rows.append(contentsOf: repeatElement(Row(), count: s + 1 - rows.count)) }
+            if rows[s].state == Row.unknown {
+                count += 1
+                buckets[Message.bucket(of: id)].append(UInt32(s))
+            }
+            rows[s].incarnation = m.incarnation
+            rows[s].stateChangedAt = m.stateChangedAt
+            rows[s].lastHeard = m.lastHeard
+            rows[s].state = m.state.rawValue
+            if directory.isShared {
+                if m.address == directory.addresses[s] {
+                    if !movedAddresses.isEmpty { movedAddresses[UInt32(s)] = nil }
+                } else {
+                    movedAddresses[UInt32(s)] = m.address
+                }
+            } else if m.address != directory.addresses[s] {
+                directory.setAddress(m.address, slot: UInt32(s))
+            }
+        }
+    }
+
+    private mutating func remove(_ id: NodeID) {
+        guard let s = knownSlot(id) else { return }
+        rows[s] = Row()
+        movedAddresses[UInt32(s)] = nil
+        count -= 1
+        let b = Message.bucket(of: id)
+        if let i = buckets[b].firstIndex(of: UInt32(s)) { buckets[b].remove(at: i) }
+        if !directory.isShared { directory.release(UInt32(s)) }
+    }
+
+    mutating func setLastHeard(_ id: NodeID, _ now: UInt64) {
+        if let s = knownSlot(id) { rows[s].lastHeard = now }
+    }
+
+    /// The member's index in the node's present list, if it is there.
+    func presentPosition(_ id: NodeID) -> Int? {
+        guard let s = knownSlot(id), rows[s].presentPosition >= 0 else { return nil }
+        return Int(rows[s].presentPosition)
+    }
+
+    mutating func setPresentPosition(_ id: NodeID, _ position: Int?) {
+        guard let s = knownSlot(id) else { return }
+        rows[s].presentPosition = Int32(position ?? -1)
+    }
+
+    /// Every known member, in slot order.
+    var values: [Member] {
+        var out: [Member] = []
+        out.reserveCapacity(count)
+        for s in 0..<rows.count where rows[s].state != Row.unknown { out.append(member(at: s)) }
+        return out
+    }
+
+    /// The known members whose ids fall in bucket `b`.
+    func members(inBucket b: Int) -> [Member] {
+        buckets[b].map { member(at: Int($0)) }
+    }
+
+    /// How many known members are in `state`.
+    func count(_ state: MemberState) -> Int {
+        var n = 0
+        for row in rows where row.state == state.rawValue { n += 1 }
+        return n
+    }
+}
