@@ -32,7 +32,7 @@ public struct SimSample: Equatable, Sendable {
     /// Datagrams and bytes (IP and UDP headers included) sent by all nodes since the previous sample.
     public let datagrams: UInt64
     public let bytes: UInt64
-    /// Full-state syncs started since the previous sample.
+    /// Syncs (pulls and joins) started since the previous sample.
     public let syncs: UInt64
 }
 

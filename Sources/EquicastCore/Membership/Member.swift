@@ -35,7 +35,7 @@ public struct Member: Equatable, Sendable {
     public internal(set) var lastHeard: UInt64
 }
 
-/// A change to one member, as gossiped and as exchanged in a full-state sync.
+/// A change to one member, as gossiped and as carried in sync replies.
 public struct MemberUpdate: Equatable, Sendable {
     public var state: MemberState
     public var id: NodeID

@@ -121,9 +121,9 @@ extension Node {
     }
 
     /// A joining node retries its seeds until it knows someone; a member whose digest differs from a peer's
-    /// syncs with that peer once the gossip queue has drained (so transient differences during a wave of news
-    /// do not cause syncs). Repeated mismatch syncs back off from GossipInterval to one per SyncInterval: a
-    /// lone difference is repaired at once, a fleet in turmoil is not flooded with full-state exchanges.
+    /// pulls the differing buckets from that peer. Pulls that teach nothing back off from GossipInterval to one
+    /// per SyncInterval (the node was ahead, not behind); pulls that bring news continue at once (see
+    /// `handleStreamFrame`).
     func maybeSync(now: UInt64) {
         guard now >= nextSyncAllowed, pendingSyncs.isEmpty, !isLeaving else { return }
         if present.isEmpty {
