@@ -226,34 +226,57 @@ import Testing
         var rng = DeterministicRandom(seed: 42)
         _ = MembershipTests.loadMembers(node, count: 14_000, sealer: sealer, rng: &rng)
         #expect(node.presentCount == 14_000)
-        // The node's bucket digests, recomputed from its member list.
-        var buckets = [UInt64](repeating: 0, count: Message.bucketCount)
-        var inBucket = [Set<NodeID>](repeating: [], count: Message.bucketCount)
-        for m in node.members where m.state.isPresent {
-            let b = Message.bucket(of: m.id)
-            buckets[b] = buckets[b] &+ Node.digestTerm(m.id, m.incarnation)
-            inBucket[b].insert(m.id)
+        // The node's bucket digests and counts, recomputed from its member list, at both granularities.
+        func summary(_ n: Int) -> (digests: [UInt64], counts: [UInt16], members: [Set<NodeID>]) {
+            var digests = [UInt64](repeating: 0, count: n)
+            var counts = [UInt16](repeating: 0, count: n)
+            var members = [Set<NodeID>](repeating: [], count: n)
+            for m in node.members where m.state.isPresent {
+                let b = Int(m.id.rawValue >> UInt64(64 - n.trailingZeroBitCount))
+                digests[b] = digests[b] &+ Node.digestTerm(m.id, m.incarnation)
+                counts[b] += 1
+                members[b].insert(m.id)
+            }
+            return (digests, counts, members)
         }
-        #expect(buckets.reduce(0, &+) == node.digest)
+        let coarse = summary(Message.bucketCount)
+        let fine = summary(Message.fineBucketCount)
+        #expect(coarse.digests.reduce(0, &+) == node.digest)
 
-        // Three buckets differ: exactly their members come back, after the node itself.
-        var theirs = buckets
-        for b in [3, 77, 200] { theirs[b] = theirs[b] &+ 1 }
-        let request = Message(type: .syncRequest, digest: 1, bucketDigests: theirs)
-        let few = try MembershipTests.pull(node, request: request, sealer: sealer, sequence: 100, rng: &rng)
-        let fewIDs = MembershipTests.ids(few)
-        #expect(fewIDs.first == node.id)
-        #expect(Set(fewIDs.dropFirst()) == inBucket[3].union(inBucket[77]).union(inBucket[200]).subtracting([node.id]))
+        // A few buckets differ (at either granularity): exactly their members come back, after the node itself.
+        for (k, (s, differing)) in [(coarse, [3, 77, 200]), (fine, [0, 500, 501, 1023])].enumerated() {
+            var theirs = s.digests
+            for b in differing { theirs[b] = theirs[b] &+ 1 }
+            let request = Message(type: .syncRequest, digest: 1, bucketDigests: theirs, bucketCounts: s.counts)
+            let reply = try MembershipTests.pull(
+                node, request: request, sealer: sealer, sequence: 100 + UInt64(k), rng: &rng)
+            let ids = MembershipTests.ids(reply)
+            #expect(ids.first == node.id)
+            let expected = differing.reduce(into: Set<NodeID>()) { $0.formUnion(s.members[$1]) }
+            #expect(Set(ids.dropFirst()) == expected.subtracting([node.id]))
+        }
 
-        // Every bucket differs: whole buckets up to the 64 KiB budget, not the whole view.
-        let all = Message(type: .syncRequest, digest: 1, bucketDigests: [UInt64](repeating: 0, count: 256))
-        let reply = try MembershipTests.pull(node, request: all, sealer: sealer, sequence: 101, rng: &rng)
+        // Every bucket differs and the requester holds nothing: whole buckets, fullest first, up to the 64 KiB
+        // budget, not the whole view.
+        let all = Message(
+            type: .syncRequest, digest: 1, bucketDigests: [UInt64](repeating: 0, count: 256),
+            bucketCounts: [UInt16](repeating: 0, count: 256))
+        let reply = try MembershipTests.pull(node, request: all, sealer: sealer, sequence: 110, rng: &rng)
         let replyIDs = Set(MembershipTests.ids(reply).dropFirst())
         #expect(reply.encode().count <= node.config.syncReplyByteBudget)
         #expect(replyIDs.count > 1_000 && replyIDs.count < 14_000, "\(replyIDs.count) members")
-        for b in 0..<Message.bucketCount where !inBucket[b].isDisjoint(with: replyIDs) {
-            #expect(inBucket[b].subtracting([node.id]).isSubset(of: replyIDs), "bucket \(b) sent in part")
+        var sentSizes: [Int] = []
+        var unsentSizes: [Int] = []
+        for b in 0..<Message.bucketCount {
+            let others = coarse.members[b].subtracting([node.id])
+            if others.isDisjoint(with: replyIDs) {
+                unsentSizes.append(coarse.members[b].count)
+            } else {
+                #expect(others.isSubset(of: replyIDs), "bucket \(b) sent in part")
+                sentSizes.append(coarse.members[b].count)
+            }
         }
+        #expect((sentSizes.min() ?? 0) >= (unsentSizes.max() ?? 0), "a fuller bucket was left for later")
     }
 
     /// A joining node is introduced, not handed the view: the node itself, the 24 members nearest the joiner on

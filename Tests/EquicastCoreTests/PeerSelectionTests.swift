@@ -278,7 +278,11 @@ import Testing
                         state: .alive, id: NodeID(rawValue: 9), incarnation: 3, address: addr,
                         reporter: NodeID(rawValue: 9)))
             ],
-            bucketDigests: (0..<UInt64(Message.bucketCount)).map { $0 &* 0x9e37_79b9_7f4a_7c15 }),
+            bucketDigests: (0..<UInt64(Message.bucketCount)).map { $0 &* 0x9e37_79b9_7f4a_7c15 },
+            bucketCounts: (0..<UInt16(Message.bucketCount)).map { $0 * 3 }),
+        Message(
+            type: .syncRequest, digest: 8, bucketDigests: [UInt64](repeating: 1, count: Message.fineBucketCount),
+            bucketCounts: [UInt16](repeating: 9, count: Message.fineBucketCount)),
         Message(type: .syncResponse, digest: 7),
     ]
 
@@ -316,11 +320,11 @@ import Testing
         }
         // A sync request carries no bucket digests (a joiner) or exactly one per bucket.
         var shortBuckets = MessageCodecTests.samples[5].encode()
-        let countAt = shortBuckets.count - 8 * Message.bucketCount - 2
+        let countAt = shortBuckets.count - 10 * Message.bucketCount - 2
         shortBuckets[countAt] = 0
         shortBuckets[countAt + 1] = 3
         #expect(throws: WireError.invalidValue(field: "bucket count", value: 3)) {
-            try Message.decode(Array(shortBuckets[0..<(countAt + 2 + 24)]), itemsMax: 64)
+            try Message.decode(Array(shortBuckets[0..<(countAt + 2 + 30)]), itemsMax: 64)
         }
         var badFamily = gossip
         badFamily[12 + 1 + 24] = 5

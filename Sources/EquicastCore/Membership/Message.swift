@@ -54,13 +54,18 @@ public struct Message: Equatable, Sendable {
     public var target: NodeID
     public var targetAddress: SocketAddress?
     public var items: [GossipItem]
-    /// A sync request's digest of each id range (`bucketCount` of them), or none from a joining node.
+    /// A sync request's digest of each id range (`bucketCount` or `fineBucketCount` of them), or none from a
+    /// joining node.
     public var bucketDigests: [UInt64]
+    /// How many present members (self included) the requester holds in each of those ranges.
+    public var bucketCounts: [UInt16]
 
     public init(
         type: MessageType, digest: UInt64, probeID: UInt32 = 0, target: NodeID = NodeID(rawValue: 0),
-        targetAddress: SocketAddress? = nil, items: [GossipItem] = [], bucketDigests: [UInt64] = []
+        targetAddress: SocketAddress? = nil, items: [GossipItem] = [], bucketDigests: [UInt64] = [],
+        bucketCounts: [UInt16] = []
     ) {
+        precondition(bucketCounts.count == bucketDigests.count)
         self.type = type
         self.digest = digest
         self.probeID = probeID
@@ -68,12 +73,18 @@ public struct Message: Equatable, Sendable {
         self.targetAddress = targetAddress
         self.items = items
         self.bucketDigests = bucketDigests
+        self.bucketCounts = bucketCounts
     }
 
     /// Id ranges of a sync request's bucket digests: the top 8 bits of a member's id pick its bucket.
     public static let bucketCount = 256
+    /// Id ranges of a pull from a node with a large view (the top 10 bits): replies for nearly complete views
+    /// then repeat fewer members the requester already holds.
+    public static let fineBucketCount = 1024
 
     public static func bucket(of id: NodeID) -> Int { Int(id.rawValue >> 56) }
+
+    public static func fineBucket(of id: NodeID) -> Int { Int(id.rawValue >> 54) }
 
     /// Items one datagram may carry; a sync carries at most `membersMax` (checked by the caller's limit).
     public static let datagramItemsMax = 64
@@ -86,7 +97,7 @@ public struct Message: Equatable, Sendable {
         case .ping: n += 4 + 8
         case .ack: n += 4
         case .pingRequest: n += 4 + 8 + 1 + (targetAddress?.family == .ipv6 ? 16 : 4) + 2
-        case .syncRequest: n += 2 + 8 * bucketDigests.count
+        case .syncRequest: n += 2 + 10 * bucketDigests.count
         case .gossip, .syncResponse: break
         }
         return n
@@ -129,6 +140,7 @@ public struct Message: Equatable, Sendable {
         if type == .syncRequest {
             w.write(UInt16(bucketDigests.count))
             for d in bucketDigests { w.write(d) }
+            for c in bucketCounts { w.write(c) }
         }
         return w.bytes
     }
@@ -206,11 +218,13 @@ public struct Message: Equatable, Sendable {
         }
         if type == .syncRequest {
             let buckets = Int(try r.readUInt16("bucket count"))
-            if buckets != 0 && buckets != bucketCount {
+            if buckets != 0 && buckets != bucketCount && buckets != fineBucketCount {
                 throw .invalidValue(field: "bucket count", value: UInt64(buckets))
             }
             m.bucketDigests.reserveCapacity(buckets)
             for _ in 0..<buckets { m.bucketDigests.append(try r.readUInt64("bucket digest")) }
+            m.bucketCounts.reserveCapacity(buckets)
+            for _ in 0..<buckets { m.bucketCounts.append(try r.readUInt16("bucket member count")) }
         }
         if !r.isAtEnd { throw .trailingBytes(count: r.remaining) }
         return m

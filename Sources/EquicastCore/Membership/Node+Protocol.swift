@@ -59,7 +59,7 @@ extension Node {
             } else {
                 // The requester pulls what differs; if we lack something it has, we will pull it in turn.
                 noteDigest(message.digest, from: sender, now: now)
-                items = differingBuckets(message.bucketDigests)
+                items = differingBuckets(message.bucketDigests, counts: message.bucketCounts)
             }
             let reply = Message(type: .syncResponse, digest: digest, items: items)
             transmits.append(.streamReply(connection: connection, bytes: seal(reply, messageClass: .control)))
@@ -275,19 +275,32 @@ extension Node {
     }
 
     /// A reply to a member's pull: ourselves, then every record of each bucket whose digest differs from the
-    /// requester's, whole buckets from a random starting bucket (so that replies cut short by the budget
-    /// cover different ranges each time), within `syncReplyByteBudget`.
-    func differingBuckets(_ theirs: [UInt64]) -> [GossipItem] {
+    /// requester's, whole buckets, within `syncReplyByteBudget`. Buckets where we hold more members than the
+    /// requester come first, most first (the requester surely learns from them); the rest follow from a random
+    /// starting bucket, so that replies cut short by the budget cover different ranges each time.
+    func differingBuckets(_ theirs: [UInt64], counts theirCounts: [UInt16]) -> [GossipItem] {
+        let n = theirs.count
+        let ours = bucketSummary(n)
+        var ahead: [(gain: Int, bucket: Int)] = []
+        var other: [Int] = []
+        let start = rng.below(n)
+        for k in 0..<n {
+            let b = (start + k) % n
+            guard theirs[b] != ours.digests[b] else { continue }
+            let gain = Int(ours.counts[b]) - Int(theirCounts[b])
+            if gain > 0 { ahead.append((gain, b)) } else { other.append(b) }
+        }
+        ahead.sort { $0.gain > $1.gain || ($0.gain == $1.gain && $0.bucket < $1.bucket) }
         var items: [GossipItem] = [.member(selfUpdate)]
         var used = Message(type: .syncResponse, digest: 0).headerByteCount + items[0].encodedByteCount
         let budget = min(config.syncReplyByteBudget, FrameLimits.streamPayloadBudget)
-        let start = rng.below(Message.bucketCount)
-        for k in 0..<Message.bucketCount {
-            let b = (start + k) % Message.bucketCount
-            guard theirs[b] != bucketDigests[b] else { continue }
+        let shift = UInt64(64 - n.trailingZeroBitCount)
+        for b in ahead.map({ $0.bucket }) + other {
             var bucket: [GossipItem] = []
             var size = 0
-            for m in table.members(inBucket: b) where m.id != id {
+            // Table lists are kept per coarse bucket; a fine bucket is a quarter of one.
+            let coarse = n == Message.bucketCount ? b : b / (Message.fineBucketCount / Message.bucketCount)
+            for m in table.members(inBucket: coarse) where m.id != id && Int(m.id.rawValue >> shift) == b {
                 let item = GossipItem.member(syncRecord(m))
                 bucket.append(item)
                 size += item.encodedByteCount

@@ -67,8 +67,10 @@ public final class Node {
     var ring: RingTracker
     /// The view digest: the wrapping sum of `digestTerm` over self and the present members.
     public internal(set) var digest: UInt64 = 0
-    /// The same sum per id range (the top 8 bits of the id): a sync sends only the ranges whose sums differ.
-    var bucketDigests = [UInt64](repeating: 0, count: Message.bucketCount)
+    /// The same sum per fine id range (the top 10 bits of the id), and the present members in each: a pull
+    /// names these (or their sums over 4 neighbouring ranges) and receives only the ranges whose sums differ.
+    var fineDigests = [UInt64](repeating: 0, count: Message.fineBucketCount)
+    var fineCounts = [UInt16](repeating: 0, count: Message.fineBucketCount)
     var suspicions: [NodeID: Suspicion] = [:]
 
     var queue: GossipQueue
@@ -230,15 +232,35 @@ public final class Node {
 
     func addToDigest(_ member: NodeID, _ incarnation: UInt64) {
         let t = Node.digestTerm(member, incarnation)
+        let b = Message.fineBucket(of: member)
         digest = digest &+ t
-        bucketDigests[Message.bucket(of: member)] = bucketDigests[Message.bucket(of: member)] &+ t
+        fineDigests[b] = fineDigests[b] &+ t
+        fineCounts[b] &+= 1
     }
 
     func removeFromDigest(_ member: NodeID, _ incarnation: UInt64) {
         let t = Node.digestTerm(member, incarnation)
+        let b = Message.fineBucket(of: member)
         digest = digest &- t
-        bucketDigests[Message.bucket(of: member)] = bucketDigests[Message.bucket(of: member)] &- t
+        fineDigests[b] = fineDigests[b] &- t
+        fineCounts[b] &-= 1
     }
+
+    /// Bucket digests and member counts at `buckets` ranges (`Message.bucketCount` or `fineBucketCount`).
+    func bucketSummary(_ buckets: Int) -> (digests: [UInt64], counts: [UInt16]) {
+        if buckets == Message.fineBucketCount { return (fineDigests, fineCounts) }
+        let group = Message.fineBucketCount / buckets
+        var digests = [UInt64](repeating: 0, count: buckets)
+        var counts = [UInt16](repeating: 0, count: buckets)
+        for f in 0..<Message.fineBucketCount {
+            digests[f / group] = digests[f / group] &+ fineDigests[f]
+            counts[f / group] &+= fineCounts[f]
+        }
+        return (digests, counts)
+    }
+
+    /// A member's view of more than this many members pulls by fine buckets.
+    static let fineBucketsFrom = 2048
 
     /// One member's share of the view digest (the digest is the wrapping sum over present members and self).
     /// Public so that a simulator can compute the digest of the true live set.
