@@ -260,9 +260,8 @@ extension Node {
         let nearCount = Node.introductionSize * 3 / 4
         var chosen = Array(candidates.prefix(nearCount))
         var attempts = 0
-        while chosen.count < Node.introductionSize && chosen.count < present.count - (present.contains(joiner) ? 1 : 0)
-            && attempts < 4 * Node.introductionSize
-        {
+        let others = present.count - (table.presentPosition(joiner) == nil ? 0 : 1)
+        while chosen.count < Node.introductionSize && chosen.count < others && attempts < 4 * Node.introductionSize {
             attempts += 1
             guard let m = table[present[rng.below(present.count)]], m.id != joiner,
                 !chosen.contains(where: { $0.id == m.id })
