@@ -63,10 +63,12 @@ public enum ReleaseError: Error, Equatable, CustomStringConvertible {
     case wrongProduct(expected: String, found: String)
     /// Not newer than what the device runs, and the release does not allow downgrades.
     case notNewer(installed: UInt64, offered: UInt64)
+    /// A chunk's bytes do not match the manifest.
+    case badChunk(index: Int, reason: String)
 
     public var description: String {
         switch self {
-        case .truncated(let field): return "manifest truncated in \(field)"
+        case .truncated(let field): return "truncated in \(field)"
         case .badMagic: return "not an Equicast release manifest (bad magic)"
         case .unsupportedFormat(let v): return "manifest format \(v) is not supported (this build reads 1)"
         case .untrustedSigner(let key): return "manifest signed by an untrusted key \(key)"
@@ -75,6 +77,7 @@ public enum ReleaseError: Error, Equatable, CustomStringConvertible {
         case .trailingBytes(let n): return "manifest has \(n) unexpected trailing bytes"
         case .wrongProduct(let expected, let found):
             return "release is for product '\(found)', this device is '\(expected)'"
+        case .badChunk(let index, let reason): return "chunk \(index) \(reason)"
         case .notNewer(let installed, let offered):
             return "release version \(offered) is not newer than the installed \(installed) (downgrade not allowed)"
         }
@@ -205,14 +208,7 @@ public struct SignedManifest: Equatable, Sendable {
     /// Verifies and decodes a signed manifest: the signer must be one of `trustedKeys` and the signature must
     /// hold before a single field is parsed, so a forged manifest costs one signature check and nothing else.
     public static func open(_ bytes: [UInt8], trustedKeys: [Ed25519.PublicKey]) throws(ReleaseError) -> SignedManifest {
-        let minimum = ReleaseManifest.headerByteCount + ReleaseManifest.trailerByteCount
-        if bytes.count >= 4 && Array(bytes[0..<4]) != ReleaseManifest.magic { throw .badMagic }
-        if bytes.count >= 5 && bytes[4] != ReleaseManifest.formatVersion { throw .unsupportedFormat(bytes[4]) }
-        if bytes.count < minimum { throw .truncated(field: "manifest (\(bytes.count) of at least \(minimum) bytes)") }
-        let declared = Int(bytes[5]) << 24 | Int(bytes[6]) << 16 | Int(bytes[7]) << 8 | Int(bytes[8])
-        if declared < minimum { throw .invalidField(field: "length", reason: "\(declared) is below \(minimum)") }
-        if bytes.count < declared { throw .truncated(field: "manifest (\(bytes.count) of \(declared) bytes)") }
-        if bytes.count > declared { throw .trailingBytes(count: bytes.count - declared) }
+        try checkFraming(bytes)
         let signatureStart = bytes.count - Ed25519.signatureByteCount
         let keyStart = signatureStart - Ed25519.publicKeyByteCount
         let keyBytes = Array(bytes[keyStart..<signatureStart])
@@ -227,6 +223,27 @@ public struct SignedManifest: Equatable, Sendable {
         let manifest = try decodeBody(Array(bytes[0..<keyStart]))
         if let problem = manifest.validate() { throw problem }
         return SignedManifest(bytes: bytes, manifest: manifest, signer: signer)
+    }
+
+    /// Magic, format and declared length against the bytes received.
+    static func checkFraming(_ bytes: [UInt8]) throws(ReleaseError) {
+        let minimum = ReleaseManifest.headerByteCount + ReleaseManifest.trailerByteCount
+        if bytes.count >= 4 && Array(bytes[0..<4]) != ReleaseManifest.magic { throw .badMagic }
+        if bytes.count >= 5 && bytes[4] != ReleaseManifest.formatVersion { throw .unsupportedFormat(bytes[4]) }
+        if bytes.count < minimum { throw .truncated(field: "manifest (\(bytes.count) of at least \(minimum) bytes)") }
+        let declared = Int(bytes[5]) << 24 | Int(bytes[6]) << 16 | Int(bytes[7]) << 8 | Int(bytes[8])
+        if declared < minimum { throw .invalidField(field: "length", reason: "\(declared) is below \(minimum)") }
+        if bytes.count < declared { throw .truncated(field: "manifest (\(bytes.count) of \(declared) bytes)") }
+        if bytes.count > declared { throw .trailingBytes(count: bytes.count - declared) }
+    }
+
+    /// Decodes a manifest without verifying its signature, for display only (`equicast release inspect`): nothing
+    /// decoded this way may be acted on.
+    public static func inspect(_ bytes: [UInt8]) throws(ReleaseError) -> ReleaseManifest {
+        try checkFraming(bytes)
+        let manifest = try decodeBody(Array(bytes[0..<(bytes.count - ReleaseManifest.trailerByteCount)]))
+        if let problem = manifest.validate() { throw problem }
+        return manifest
     }
 
     static func decodeBody(_ body: [UInt8]) throws(ReleaseError) -> ReleaseManifest {
