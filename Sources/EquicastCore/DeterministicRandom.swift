@@ -9,18 +9,11 @@ public struct DeterministicRandom: RandomNumberGenerator {
     private var s3: UInt64
 
     public init(seed: UInt64) {
-        var sm = seed
-        func splitMix() -> UInt64 {
-            sm &+= 0x9e37_79b9_7f4a_7c15
-            var z = sm
-            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-            return z ^ (z >> 31)
-        }
-        s0 = splitMix()
-        s1 = splitMix()
-        s2 = splitMix()
-        s3 = splitMix()
+        var sm = SplitMix64(state: seed)
+        s0 = sm.next()
+        s1 = sm.next()
+        s2 = sm.next()
+        s3 = sm.next()
     }
 
     /// Seeds from 32 bytes (e.g. from the OS CSPRNG); any shorter input is padded with zeros.
@@ -66,5 +59,26 @@ public struct DeterministicRandom: RandomNumberGenerator {
     public mutating func below(_ bound: Int) -> Int {
         precondition(bound > 0)
         return Int(truncatingIfNeeded: next(upperBound: UInt64(bound)))
+    }
+}
+
+/// SplitMix64: a 64-bit counter through a strong bit mixer. Seeds the generator above and, being fully specified,
+/// defines constants other implementations must reproduce (the chunker's gear table).
+public struct SplitMix64 {
+    public private(set) var state: UInt64
+
+    public init(state: UInt64) { self.state = state }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9e37_79b9_7f4a_7c15
+        return SplitMix64.mix(state)
+    }
+
+    /// The output mixer alone: a bijection of 64-bit words with good avalanche.
+    public static func mix(_ x: UInt64) -> UInt64 {
+        var z = x
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
     }
 }

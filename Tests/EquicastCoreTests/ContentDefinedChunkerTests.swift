@@ -3,15 +3,11 @@ import Testing
 
 @Suite struct ContentDefinedChunkerTests {
     static func splitMixBytes(count: Int, seed: UInt64) -> [UInt8] {
-        var state = seed
+        var sm = SplitMix64(state: seed)
         var out: [UInt8] = []
         out.reserveCapacity(count + 8)
         while out.count < count {
-            state &+= 0x9e37_79b9_7f4a_7c15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-            z ^= z >> 31
+            let z = sm.next()
             for k in 0..<8 { out.append(UInt8(truncatingIfNeeded: z >> (8 * UInt64(k)))) }
         }
         return Array(out.prefix(count))

@@ -265,10 +265,7 @@ public final class Node {
     /// One member's share of the view digest (the digest is the wrapping sum over present members and self).
     /// Public so that a simulator can compute the digest of the true live set.
     public static func digestTerm(_ id: NodeID, _ incarnation: UInt64) -> UInt64 {
-        var z = id.rawValue ^ (incarnation &* 0x9e37_79b9_7f4a_7c15)
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
+        SplitMix64.mix(id.rawValue ^ (incarnation &* 0x9e37_79b9_7f4a_7c15))
     }
 }
 

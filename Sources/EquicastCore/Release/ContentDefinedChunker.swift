@@ -28,16 +28,10 @@ public struct ContentDefinedChunker: Sendable {
 
     /// The gear table: 256 outputs of SplitMix64 seeded with 0x4551_5549_4341_5354 ("EQUICAST" in ASCII).
     static let gear: [UInt64] = {
-        var state: UInt64 = 0x4551_5549_4341_5354
+        var sm = SplitMix64(state: 0x4551_5549_4341_5354)
         var table: [UInt64] = []
         table.reserveCapacity(256)
-        for _ in 0..<256 {
-            state &+= 0x9e37_79b9_7f4a_7c15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-            table.append(z ^ (z >> 31))
-        }
+        for _ in 0..<256 { table.append(sm.next()) }
         return table
     }()
 
