@@ -99,17 +99,15 @@ extension Node {
         removeFromDigest(member, incarnation)
     }
 
-    func suspicionDeadline(_ member: NodeID, _ s: Suspicion) -> UInt64 {
-        s.startedAt
-            + SuspicionTimeout.milliseconds(
-                confirmations: s.confirmations, expected: max(1, config.ringSize - 1),
-                minimum: config.suspicionTimeoutMin, maximum: config.suspicionTimeoutMax)
+    func suspicionDeadline(_ s: Suspicion) -> UInt64 {
+        s.startedAt + suspicionTimeouts[min(s.confirmations, suspicionTimeouts.count - 1)]
     }
 
     /// Declares failed every suspect whose time is up.
     func expireSuspicions(now: UInt64) {
         var expired: [(NodeID, UInt64)] = []
-        for (member, s) in suspicions where now >= suspicionDeadline(member, s) {
+        if let d = earliestSuspicionDeadline, now < d { return }
+        for (member, s) in suspicions where now >= suspicionDeadline(s) {
             expired.append((member, s.incarnation))
         }
         for (member, inc) in expired.sorted(by: { $0.0 < $1.0 }) {

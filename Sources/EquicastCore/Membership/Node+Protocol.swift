@@ -66,11 +66,14 @@ extension Node {
         case (.syncResponse, .outgoing(let sid)):
             guard pendingSyncs.removeValue(forKey: sid) != nil else { return }
             let joining = present.isEmpty
-            let learned = merge(message.items, from: sender, now: now)
+            let presentBefore = present.count
+            merge(message.items, from: sender, now: now)
             counters.syncsCompleted += 1
-            if learned > 0 && !joining {
-                // A pull that taught us something may go on at once: a node far behind (after a mass join or a
-                // long partition) catches up at network speed. Only fruitless pulls back off.
+            if present.count > presentBefore && !joining {
+                // A pull that brought members we lacked may go on at once: a node far behind (after a mass join or
+                // a long partition) catches up at network speed. Pulls that only brought changes of state (a
+                // wave of failures, which gossip is already spreading) back off like fruitless ones; otherwise
+                // every node would pull a full reply each half round until the wave had passed.
                 syncBackoff = 0
                 nextSyncAllowed = now + config.gossipInterval / 2
             }

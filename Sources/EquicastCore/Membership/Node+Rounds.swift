@@ -124,9 +124,8 @@ extension Node {
     }
 
     /// A joining node retries its seeds until it knows someone; a member whose digest differs from a peer's
-    /// pulls the differing buckets from that peer. Pulls that teach nothing back off from GossipInterval to one
-    /// per SyncInterval (the node was ahead, not behind); pulls that bring news continue at once (see
-    /// `handleStreamFrame`).
+    /// pulls the differing buckets from that peer. Pulls back off from GossipInterval to one per SyncInterval,
+    /// except that pulls that brought members we lacked continue at once (see `handleStreamFrame`).
     func maybeSync(now: UInt64) {
         guard now >= nextSyncAllowed, pendingSyncs.isEmpty, !isLeaving else { return }
         if present.isEmpty {

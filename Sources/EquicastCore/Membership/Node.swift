@@ -71,7 +71,14 @@ public final class Node {
     /// names these (or their sums over 4 neighbouring ranges) and receives only the ranges whose sums differ.
     var fineDigests = [UInt64](repeating: 0, count: Message.fineBucketCount)
     var fineCounts = [UInt16](repeating: 0, count: Message.fineBucketCount)
-    var suspicions: [NodeID: Suspicion] = [:]
+    var suspicions: [NodeID: Suspicion] = [:] {
+        didSet { earliestSuspicionDeadline = nil }
+    }
+    /// The soonest suspicion deadline, recomputed only after `suspicions` changes: `pollTimeout` runs after every
+    /// input, and a wave of failures holds hundreds of suspicions.
+    var earliestSuspicionDeadline: UInt64?
+    /// Suspicion timeouts by confirmation count (0 ... `Suspicion.confirmersMax - 1`), fixed by the config.
+    let suspicionTimeouts: [UInt64]
 
     var queue: GossipQueue
     var seenEvents: [NodeID: UInt64] = [:]  // highest event id delivered per origin
@@ -137,6 +144,11 @@ public final class Node {
         self.id = id
         self.address = address
         self.config = config
+        self.suspicionTimeouts = (0..<Suspicion.confirmersMax).map {
+            SuspicionTimeout.milliseconds(
+                confirmations: $0, expected: max(1, config.ringSize - 1), minimum: config.suspicionTimeoutMin,
+                maximum: config.suspicionTimeoutMax)
+        }
         self.incarnation = bootCount << 32
         self.sequence = bootCount << 32
         var random = DeterministicRandom(seedBytes: randomSeed)
@@ -193,7 +205,14 @@ public final class Node {
         var t = min(nextGossip, nextProbe, nextReclaim, nextReconnect)
         for p in probes.values { t = min(t, p.deadline) }
         for f in forwarded.values { t = min(t, f.deadline) }
-        for (member, s) in suspicions { t = min(t, suspicionDeadline(member, s)) }
+        if let d = earliestSuspicionDeadline {
+            t = min(t, d)
+        } else if !suspicions.isEmpty {
+            var d = UInt64.max
+            for s in suspicions.values { d = min(d, suspicionDeadline(s)) }
+            earliestSuspicionDeadline = d
+            t = min(t, d)
+        }
         for s in pendingSyncs.values { t = min(t, s.startedAt + config.syncInterval * 2) }
         return t
     }
