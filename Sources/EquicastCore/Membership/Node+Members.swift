@@ -103,10 +103,20 @@ extension Node {
         s.startedAt + suspicionTimeouts[min(s.confirmations, suspicionTimeouts.count - 1)]
     }
 
+    /// The soonest moment a suspicion runs out, nil when there is none; cached until `suspicions` changes.
+    func nextSuspicionDeadline() -> UInt64? {
+        if let d = earliestSuspicionDeadline { return d }
+        guard !suspicions.isEmpty else { return nil }
+        var d = UInt64.max
+        for s in suspicions.values { d = min(d, suspicionDeadline(s)) }
+        earliestSuspicionDeadline = d
+        return d
+    }
+
     /// Declares failed every suspect whose time is up.
     func expireSuspicions(now: UInt64) {
+        guard let soonest = nextSuspicionDeadline(), now >= soonest else { return }
         var expired: [(NodeID, UInt64)] = []
-        if let d = earliestSuspicionDeadline, now < d { return }
         for (member, s) in suspicions where now >= suspicionDeadline(s) {
             expired.append((member, s.incarnation))
         }

@@ -205,14 +205,7 @@ public final class Node {
         var t = min(nextGossip, nextProbe, nextReclaim, nextReconnect)
         for p in probes.values { t = min(t, p.deadline) }
         for f in forwarded.values { t = min(t, f.deadline) }
-        if let d = earliestSuspicionDeadline {
-            t = min(t, d)
-        } else if !suspicions.isEmpty {
-            var d = UInt64.max
-            for s in suspicions.values { d = min(d, suspicionDeadline(s)) }
-            earliestSuspicionDeadline = d
-            t = min(t, d)
-        }
+        if let d = nextSuspicionDeadline() { t = min(t, d) }
         for s in pendingSyncs.values { t = min(t, s.startedAt + config.syncInterval * 2) }
         return t
     }
