@@ -172,6 +172,18 @@ public final class Daemon {
         case .refuted(let inc): log.log(.info, "refuted a suspicion about this node (incarnation \(inc))")
         case .eventReceived(let ev): log.log(.info, "broadcast \(ev.id) from \(ev.origin): \(ev.payload.count) bytes")
         case .refused(let error, let from): log.log(.debug, "refused a frame from \(from): \(error)")
+        case .releaseAccepted(let a, let installable):
+            log.log(
+                .info,
+                "release \(a.releaseID.hex.prefix(16)) version \(a.version): manifest verified, "
+                    + (installable ? "downloading" : "spreading it (not for this device)"))
+        case .releaseRefused(let error, let from): log.log(.warning, "refused a release from \(from): \(error)")
+        case .releaseDownloaded(let id): log.log(.info, "release \(id.hex.prefix(16)): every chunk verified")
+        case .integrityViolation(let peer, let address, let release, let chunk):
+            log.log(
+                .warning,
+                "peer \(peer) at \(address) served chunk \(chunk) of release \(release.hex.prefix(16)) that does "
+                    + "not match its id; it is no longer asked")
         }
     }
 

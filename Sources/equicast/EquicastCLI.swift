@@ -215,7 +215,3 @@ struct ReleaseVerify: ParsableCommand {
         }
     }
 }
-
-extension Digest256 {
-    var hex: String { bytes.map { String(format: "%02x", $0) }.joined() }
-}

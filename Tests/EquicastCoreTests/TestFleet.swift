@@ -17,10 +17,25 @@ final class TestFleet {
     var inFlight: [(at: UInt64, to: Int, from: SocketAddress, bytes: [UInt8])] = []
     var eventLog: [(node: Int, event: NodeEvent)] = []
     var seed: UInt64
+    var release: ReleaseSettings
+    /// Each node's chunk store, content-addressed by chunk id (like the agent's), and what it was asked to do.
+    var stores: [[Digest256: [UInt8]]] = []
+    var stored: [Int] = []
+    /// Nodes whose store hands out damaged chunks (to test that they are checked before serving).
+    var corruptStores: Set<Int> = []
+    /// Compromised nodes (they hold the fleet key): they answer every chunk request with garbage.
+    var rogues: Set<Int> = []
+    var rogueSequence: UInt64 = 1 << 60
 
-    init(count: Int, config: MembershipConfig = MembershipConfig(), seed: UInt64 = 1) {
+    init(
+        count: Int, config: MembershipConfig = MembershipConfig(), seed: UInt64 = 1,
+        release: ReleaseSettings = ReleaseSettings()
+    ) {
         self.config = config
         self.seed = seed
+        self.release = release
+        stores = Array(repeating: [:], count: count)
+        stored = Array(repeating: 0, count: count)
         for i in 0..<count { nodes.append(makeNode(i, bootCount: 1)) }
     }
 
@@ -41,7 +56,8 @@ final class TestFleet {
         let id = NodeID(rawValue: idSource.next())
         return Node(
             id: id, address: address(i), bootCount: bootCount, keyring: TestFleet.keyring, encryptionEnabled: true,
-            config: config, seeds: i == 0 ? [] : seeds.map(address), randomSeed: rng.bytes(32), now: now)
+            config: config, seeds: i == 0 ? [] : seeds.map(address), randomSeed: rng.bytes(32), now: now,
+            release: release)
     }
 
     /// Restarts node i with its id and a higher boot count (its persisted state survived).
@@ -51,7 +67,71 @@ final class TestFleet {
         var rng = DeterministicRandom(seed: seed &+ UInt64(i) &+ 99)
         nodes[i] = Node(
             id: old.id, address: old.address, bootCount: (old.incarnation >> 32) + 1, keyring: TestFleet.keyring,
-            encryptionEnabled: true, config: config, seeds: [address(0)], randomSeed: rng.bytes(32), now: now)
+            encryptionEnabled: true, config: config, seeds: [address(0)], randomSeed: rng.bytes(32), now: now,
+            release: release)
+    }
+
+    /// Stream requests wait this long (ms) before they are answered (0: at once, in the sender's drain).
+    var streamLatency: UInt64 = 0
+    var pendingStreams: [(at: UInt64, from: Int, sid: UInt64, to: SocketAddress, bytes: [UInt8])] = []
+
+    func openStream(from i: Int, sid: UInt64, to: SocketAddress, bytes: [UInt8]) {
+        let node = nodes[i]
+        guard !crashed.contains(i) else { return }
+        guard let j = index(of: to), !crashed.contains(j), !blocked.contains([i, j]), !blocked.contains([j, i]) else {
+            node.handleStreamFailed(id: sid, now: now)
+            return
+        }
+        if rogues.contains(j), let reply = rogueReply(from: j, to: bytes) {
+            node.handleStreamFrame(reply, stream: .outgoing(sid), now: now)
+            return
+        }
+        nodes[j].handleStreamFrame(bytes, stream: .accepted(sid), now: now)
+        serviceStorage(j)
+        while let reply = nodes[j].pollTransmit() {
+            if case .streamReply(_, let r) = reply {
+                node.handleStreamFrame(r, stream: .outgoing(sid), now: now)
+            } else {
+                deferred[j, default: []].append(reply)
+            }
+        }
+    }
+
+    /// A compromised node's answer to a chunk request: well sealed, wrong bytes.
+    func rogueReply(from j: Int, to request: [UInt8]) -> [UInt8]? {
+        var opener = FrameOpener(keyring: TestFleet.keyring, requireEncryption: true, senderCapacity: 4)
+        guard let frame = try? opener.open(request, transport: .stream), frame.header.messageClass == .data,
+            let m = try? TransferMessage.decode(frame.payload), m.type == .chunkRequest
+        else { return nil }
+        let reply = TransferMessage(
+            type: .chunkReply, releaseID: m.releaseID, index: m.index, payload: [UInt8](repeating: 0x5a, count: 4096))
+        rogueSequence += 1
+        let sealer = FrameSealer(sender: nodes[j].id, keyring: TestFleet.keyring, encryptionEnabled: true)
+        return sealer.seal(
+            reply.encode(), messageClass: .data, sequence: rogueSequence, nonce: [UInt8](repeating: 1, count: 24))
+    }
+
+    /// Carries out node i's storage requests against its in-memory store.
+    func serviceStorage(_ i: Int) {
+        let node = nodes[i]
+        while let r = node.pollStorage() {
+            switch r {
+            case .openRelease(let id, _):
+                let chunks = node.heldManifest!.manifest.chunks
+                var present = ChunkBitfield(count: chunks.count)
+                for (k, c) in chunks.enumerated() where stores[i][c.id] != nil { present.insert(k) }
+                node.releaseOpened(id, present: present, now: now)
+            case .storeChunk(_, let index, let bytes):
+                stores[i][node.heldManifest!.manifest.chunks[index].id] = bytes
+                stored[i] += 1
+            case .readChunk(let connection, let release, let index):
+                var bytes = stores[i][node.heldManifest!.manifest.chunks[index].id]
+                if corruptStores.contains(i), bytes != nil { bytes![0] ^= 0xff }
+                node.serveChunk(connection: connection, release: release, index: index, bytes: bytes, now: now)
+            case .discardChunk(_, let index):
+                stores[i][node.heldManifest!.manifest.chunks[index].id] = nil
+            }
+        }
     }
 
     /// Transmits a node made while answering a stream inside another node's drain, sent at its own next drain.
@@ -69,23 +149,17 @@ final class TestFleet {
                 if blocked.contains([i, j]) { continue }
                 inFlight.append((now + latency, j, node.address, bytes))
             case .streamOpen(let sid, let to, let bytes):
-                guard let j = index(of: to), !crashed.contains(j), !blocked.contains([i, j]), !blocked.contains([j, i])
-                else {
-                    node.handleStreamFailed(id: sid, now: now)
-                    continue
-                }
-                nodes[j].handleStreamFrame(bytes, stream: .accepted(sid), now: now)
-                while let reply = nodes[j].pollTransmit() {
-                    if case .streamReply(_, let r) = reply {
-                        node.handleStreamFrame(r, stream: .outgoing(sid), now: now)
-                    } else {
-                        deferred[j, default: []].append(reply)
-                    }
+                if streamLatency > 0 {
+                    pendingStreams.append((now + streamLatency, i, sid, to, bytes))
+                } else {
+                    openStream(from: i, sid: sid, to: to, bytes: bytes)
                 }
             case .streamReply:
                 break
             }
+            serviceStorage(i)
         }
+        serviceStorage(i)
         while let e = node.pollEvent() { eventLog.append((i, e)) }
     }
 
@@ -95,11 +169,18 @@ final class TestFleet {
             for i in nodes.indices { drain(i) }
             var next = until
             for f in inFlight { next = min(next, f.at) }
+            for p in pendingStreams { next = min(next, p.at) }
             for (i, n) in nodes.enumerated() where !crashed.contains(i) { next = min(next, n.pollTimeout()) }
             if next > until { break }
             now = max(now, next)
             let due = inFlight.filter { $0.at <= now }
             inFlight.removeAll { $0.at <= now }
+            let dueStreams = pendingStreams.filter { $0.at <= now }
+            pendingStreams.removeAll { $0.at <= now }
+            for p in dueStreams {
+                openStream(from: p.from, sid: p.sid, to: p.to, bytes: p.bytes)
+                drain(p.from)
+            }
             for d in due where !crashed.contains(d.to) {
                 if let from = index(of: d.from), blocked.contains([from, d.to]) { continue }
                 nodes[d.to].handleDatagram(d.bytes, from: d.from, now: now)

@@ -11,6 +11,8 @@ struct GossipQueue {
     enum Key: Hashable {
         case member(NodeID)
         case event(NodeID, UInt64)
+        case release(UInt64)
+        case status(NodeID)
     }
 
     struct Entry {
@@ -44,6 +46,8 @@ struct GossipQueue {
         switch item {
         case .member(let u): return .member(u.id)
         case .event(let e): return .event(e.origin, e.id)
+        case .release(let a): return .release(a.releaseID.words.0)
+        case .status(let st): return .status(st.node)
         }
     }
 

@@ -107,6 +107,16 @@ public struct NodeCounters: Equatable, Sendable {
     public var syncsFailed: UInt64 = 0
     public var syncsServed: UInt64 = 0
     public var eventsDelivered: UInt64 = 0
+    /// Releases: manifests fetched and accepted, manifests refused (bad or unknown signature, malformed),
+    /// chunks verified (fetched or pushed), chunks that did not match their id, bytes of chunks fetched and
+    /// served, chunk requests that failed or timed out.
+    public var manifestsAccepted: UInt64 = 0
+    public var manifestsRefused: UInt64 = 0
+    public var chunksVerified: UInt64 = 0
+    public var badChunks: UInt64 = 0
+    public var bytesDownloaded: UInt64 = 0
+    public var bytesServed: UInt64 = 0
+    public var chunkRequestsFailed: UInt64 = 0
 
     public init() {}
 }

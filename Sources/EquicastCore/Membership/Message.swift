@@ -34,12 +34,18 @@ public struct GossipEvent: Equatable, Sendable {
 public enum GossipItem: Equatable, Sendable {
     case member(MemberUpdate)
     case event(GossipEvent)
+    /// A release this node holds and spreads (announced when its manifest is verified, then by Trickle).
+    case release(ReleaseAdvert)
+    /// A node's firmware and update progress.
+    case status(NodeStatus)
 
     /// Encoded size in bytes, for packing items into a datagram budget.
     public var encodedByteCount: Int {
         switch self {
         case .member(let u): return 1 + 1 + 8 + 8 + 8 + 1 + (u.address.family == .ipv4 ? 4 : 16) + 2
         case .event(let e): return 1 + 8 + 8 + 2 + e.payload.count
+        case .release: return 1 + ReleaseAdvert.encodedByteCount
+        case .status: return 1 + NodeStatus.encodedByteCount
         }
     }
 }
@@ -135,6 +141,12 @@ public struct Message: Equatable, Sendable {
                 w.write(e.origin.rawValue)
                 w.write(e.id)
                 w.writeLengthPrefixed(e.payload)
+            case .release(let a):
+                w.write(UInt8(3))
+                a.encode(into: &w)
+            case .status(let st):
+                w.write(UInt8(4))
+                st.encode(into: &w)
             }
         }
         if type == .syncRequest {
@@ -212,6 +224,10 @@ public struct Message: Equatable, Sendable {
                 let id = try r.readUInt64("event id")
                 let payload = try r.readLengthPrefixed("event payload", limit: GossipEvent.payloadByteCountMax)
                 m.items.append(.event(GossipEvent(origin: origin, id: id, payload: payload)))
+            case 3:
+                m.items.append(.release(try ReleaseAdvert.decode(&r)))
+            case 4:
+                m.items.append(.status(try NodeStatus.decode(&r)))
             default:
                 throw .invalidValue(field: "item tag", value: UInt64(tag))
             }

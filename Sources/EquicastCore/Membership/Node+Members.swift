@@ -136,6 +136,7 @@ extension Node {
         for g in gone {
             table[g] = nil
             opener.forget(sender: g)
+            fleet[g] = nil
         }
     }
 

@@ -3,7 +3,13 @@ extension Node {
     public func handleDatagram(_ bytes: [UInt8], from: SocketAddress, now: UInt64) {
         counters.packetsIn += 1
         counters.bytesIn += UInt64(bytes.count)
-        guard let (sender, message) = openAndDecode(bytes, transport: .datagram, from: from) else { return }
+        guard let frame = openFrame(bytes, transport: .datagram, from: from) else { return }
+        if frame.header.messageClass == .data {
+            heard(frame.header.sender, now: now)
+            handleTransferFrame(frame, stream: nil, from: from, now: now)
+            return
+        }
+        guard let (sender, message) = decodeMessage(frame, transport: .datagram, from: from) else { return }
         heard(sender, now: now)
         if isLeaving && message.type != .ack { return }
         for item in message.items { absorb(item, from: sender, now: now) }
@@ -39,13 +45,20 @@ extension Node {
         counters.bytesIn += UInt64(bytes.count)
         let from: SocketAddress
         switch stream {
-        case .outgoing(let sid): from = pendingSyncs[sid]?.peer ?? address
+        case .outgoing(let sid): from = pendingSyncs[sid]?.peer ?? transferPeerAddress(sid) ?? address
         case .accepted: from = address
         }
-        guard let (sender, message) = openAndDecode(bytes, transport: .stream, from: from) else {
-            if case .outgoing(let sid) = stream, pendingSyncs.removeValue(forKey: sid) != nil {
-                counters.syncsFailed += 1
-            }
+        guard let frame = openFrame(bytes, transport: .stream, from: from) else {
+            if case .outgoing(let sid) = stream { streamEnded(sid, now: now) }
+            return
+        }
+        if frame.header.messageClass == .data {
+            heard(frame.header.sender, now: now)
+            handleTransferFrame(frame, stream: stream, from: from, now: now)
+            return
+        }
+        guard let (sender, message) = decodeMessage(frame, transport: .stream, from: from) else {
+            if case .outgoing(let sid) = stream { streamEnded(sid, now: now) }
             return
         }
         heard(sender, now: now)
@@ -93,7 +106,16 @@ extension Node {
 
     /// The driver could not connect, send or read for a stream this node opened.
     public func handleStreamFailed(id sid: UInt64, now: UInt64) {
-        if pendingSyncs.removeValue(forKey: sid) != nil { counters.syncsFailed += 1 }
+        streamEnded(sid, now: now)
+    }
+
+    /// A stream this node opened ended without a usable reply.
+    func streamEnded(_ sid: UInt64, now: UInt64) {
+        if pendingSyncs.removeValue(forKey: sid) != nil {
+            counters.syncsFailed += 1
+        } else {
+            transferStreamFailed(sid, now: now)
+        }
     }
 
     public func handleTimeout(now: UInt64) {
@@ -119,6 +141,7 @@ extension Node {
             nextGossip = now + config.gossipInterval
             gossipRound(now: now)
         }
+        releaseTick(now: now)
         if now >= nextReconnect {
             nextReconnect = now + config.reconnectInterval
             reconnect(now: now)
@@ -154,10 +177,9 @@ extension Node {
 
     // MARK: receiving
 
-    func openAndDecode(_ bytes: [UInt8], transport: FrameTransport, from: SocketAddress) -> (NodeID, Message)? {
-        let frame: OpenedFrame
+    func openFrame(_ bytes: [UInt8], transport: FrameTransport, from: SocketAddress) -> OpenedFrame? {
         do throws(WireError) {
-            frame = try opener.open(bytes, transport: transport)
+            return try opener.open(bytes, transport: transport)
         } catch {
             switch error {
             case .unknownKeyID, .authenticationFailed, .encryptionRequired: counters.authenticationFailures += 1
@@ -167,6 +189,9 @@ extension Node {
             events.append(.refused(error, from: from))
             return nil
         }
+    }
+
+    func decodeMessage(_ frame: OpenedFrame, transport: FrameTransport, from: SocketAddress) -> (NodeID, Message)? {
         let itemsMax = transport == .datagram ? Message.datagramItemsMax : config.membersMax + 1
         do throws(WireError) {
             let message = try Message.decode(frame.payload, itemsMax: itemsMax)
@@ -195,6 +220,10 @@ extension Node {
             counters.eventsDelivered += 1
             events.append(.eventReceived(e))
             enqueueNews(item, now: now)
+        case .release(let a):
+            heardAdvert(a, from: sender, now: now)
+        case .status(let st):
+            heardStatus(st, from: sender, now: now)
         }
     }
 

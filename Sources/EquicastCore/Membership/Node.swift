@@ -30,6 +30,14 @@ public enum NodeEvent: Equatable, Sendable {
     /// This node refuted a suspicion about itself.
     case refuted(incarnation: UInt64)
     case eventReceived(GossipEvent)
+    /// This node verified a release's manifest and now holds and spreads it; it installs it if `installable`.
+    case releaseAccepted(ReleaseAdvert, installable: Bool)
+    /// A manifest or a pushed release was refused: why, and who sent it.
+    case releaseRefused(ReleaseError, from: SocketAddress)
+    /// Every chunk of an installable release is stored and verified: the driver assembles and installs it.
+    case releaseDownloaded(Digest256)
+    /// A peer served a chunk that does not match its id (it is no longer asked for this release).
+    case integrityViolation(peer: NodeID, address: SocketAddress, release: Digest256, chunk: Int)
     /// A frame or message was refused (counted; the driver may log it at debug level).
     case refused(WireError, from: SocketAddress)
 }
@@ -111,6 +119,25 @@ public final class Node {
 
     var transmits = OutputQueue<Transmit>()
     var events = OutputQueue<NodeEvent>()
+    var storage = OutputQueue<StorageRequest>()
+
+    // Releases (Node+Release.swift).
+    let releaseSettings: ReleaseSettings
+    let productTag: UInt64
+    public internal(set) var installedVersion: UInt64
+    public internal(set) var updateState: UpdateState
+    var transfer: ReleaseTransfer?
+    /// Releases refused or failed here: never fetched again.
+    var rejectedReleases: [Digest256]
+    /// An announced release whose manifest is being fetched: from whom, by which stream.
+    var manifestFetch: (advert: ReleaseAdvert, stream: UInt64, startedAt: UInt64, peer: NodeID, address: SocketAddress)?
+    var chunkFetches: [UInt64: (peer: NodeID, address: SocketAddress, index: Int, startedAt: UInt64)] = [:]
+    var trickle: Trickle
+    var statusSequence: UInt64
+    var fleet: [NodeID: NodeStatus] = [:]
+    var nextHaves: UInt64 = 0
+    var nextDiscovery: UInt64 = 0
+    var publishedTenth = -1
 
     struct Probe {
         let target: NodeID
@@ -139,7 +166,7 @@ public final class Node {
     public init(
         id: NodeID, address: SocketAddress, bootCount: UInt64, keyring: FleetKeyring, encryptionEnabled: Bool,
         config: MembershipConfig, seeds: [SocketAddress], randomSeed: [UInt8], now: UInt64,
-        directory: MemberDirectory? = nil
+        directory: MemberDirectory? = nil, release: ReleaseSettings = ReleaseSettings()
     ) {
         self.id = id
         self.address = address
@@ -153,6 +180,15 @@ public final class Node {
         self.sequence = bootCount << 32
         var random = DeterministicRandom(seedBytes: randomSeed)
         let salt = random.next()
+        self.releaseSettings = release
+        self.productTag = ReleaseAdvert.productTag(release.product)
+        self.installedVersion = release.installedVersion
+        self.updateState = release.updateState
+        self.rejectedReleases = release.rejectedReleases
+        self.statusSequence = bootCount << 32
+        self.trickle = Trickle(
+            minimum: release.trickleMinimum, maximum: release.trickleMaximum, redundancy: release.trickleRedundancy,
+            now: now, rng: &random)
         self.rng = random
         self.sealer = FrameSealer(sender: id, keyring: keyring, encryptionEnabled: encryptionEnabled)
         self.opener = FrameOpener(
@@ -170,6 +206,7 @@ public final class Node {
             id: id, address: address, state: .alive, incarnation: incarnation, stateChangedAt: now, lastHeard: now)
         addToDigest(id, incarnation)
         queue.enqueue(.member(selfUpdate))
+        fleet[id] = ownStatus
         if !self.seeds.isEmpty { startJoin(now: now) }
     }
 
@@ -200,6 +237,9 @@ public final class Node {
 
     public func pollEvent() -> NodeEvent? { events.pop() }
 
+    /// Storage work for the driver (see `StorageRequest`).
+    public func pollStorage() -> StorageRequest? { storage.pop() }
+
     /// The next moment `handleTimeout` has work to do.
     public func pollTimeout() -> UInt64 {
         var t = min(nextGossip, nextProbe, nextReclaim, nextReconnect)
@@ -207,7 +247,7 @@ public final class Node {
         for f in forwarded.values { t = min(t, f.deadline) }
         if let d = nextSuspicionDeadline() { t = min(t, d) }
         for s in pendingSyncs.values { t = min(t, s.startedAt + config.syncInterval * 2) }
-        return t
+        return min(t, releaseDeadline())
     }
 
     // MARK: sending

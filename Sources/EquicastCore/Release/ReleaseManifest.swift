@@ -327,6 +327,11 @@ struct ManifestReader {
     }
 }
 
+extension Digest256 {
+    /// Sixty-four lowercase hex digits, the form used in logs, file names and the CLI.
+    public var hex: String { hexBytes(bytes) }
+}
+
 func hexBytes(_ bytes: [UInt8]) -> String {
     var s = ""
     for b in bytes { s += hexByte(b) }

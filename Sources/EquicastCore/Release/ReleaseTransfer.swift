@@ -1,0 +1,131 @@
+import EquicastCrypto
+
+/// One release a node holds and spreads: its verified manifest, the chunks it has verified, what its peers hold,
+/// and the chunk requests in flight. Pure bookkeeping; `Node` does the talking.
+struct ReleaseTransfer {
+    struct Peer {
+        var address: SocketAddress
+        var haves: ChunkBitfield
+        var inFlight = 0
+        /// Timeouts and failed connections in a row; a peer that keeps failing is forgotten.
+        var failures = 0
+        /// Served a chunk that did not match its id: never asked again for this release.
+        var banned = false
+        /// When we last sent it our bitfield, and whether it has changed since.
+        var toldAt: UInt64 = 0
+        var toldCurrent = false
+        var heardAt: UInt64
+    }
+
+    let signed: SignedManifest
+    let advert: ReleaseAdvert
+    /// False when this node holds the release only to spread it (another product, or not newer than what it
+    /// runs): it fetches and serves chunks but never installs.
+    let installable: Bool
+    var have: ChunkBitfield
+    /// The driver has reported which chunks it already stores (`Node.releaseOpened`); no pulls before that.
+    var opened = false
+    /// The member whose announcement led us to it (it holds the manifest and probably chunks).
+    var source: NodeID?
+    var requested: ChunkBitfield
+    var peers: [NodeID: Peer] = [:]
+    var bytesDownloaded: UInt64 = 0
+    var bytesServed: UInt64 = 0
+
+    /// Peers whose bitfields are kept; beyond it the least recently heard is forgotten.
+    static let peersMax = 32
+
+    init(signed: SignedManifest, installable: Bool) {
+        self.signed = signed
+        self.advert = ReleaseAdvert(signed)
+        self.installable = installable
+        self.have = ChunkBitfield(count: signed.manifest.chunks.count)
+        self.requested = ChunkBitfield(count: signed.manifest.chunks.count)
+    }
+
+    var id: Digest256 { advert.releaseID }
+    var version: UInt64 { advert.version }
+    var chunkCount: Int { have.count }
+    var isComplete: Bool { have.isComplete }
+
+    /// Records a peer's bitfield; returns false when it does not fit this release.
+    mutating func noteHaves(_ haves: ChunkBitfield, of peer: NodeID, address: SocketAddress, now: UInt64) -> Bool {
+        guard haves.count == chunkCount else { return false }
+        if var p = peers[peer] {
+            p.haves = haves
+            p.address = address
+            p.heardAt = now
+            peers[peer] = p
+            return true
+        }
+        if peers.count >= ReleaseTransfer.peersMax {
+            // Forget the least recently heard peer with nothing in flight.
+            var victim: NodeID?
+            var oldest = UInt64.max
+            for (id, p) in peers where p.inFlight == 0 && p.heardAt < oldest {
+                oldest = p.heardAt
+                victim = id
+            }
+            guard let v = victim else { return false }
+            peers[v] = nil
+        }
+        peers[peer] = Peer(address: address, haves: haves, heardAt: now)
+        return true
+    }
+
+    /// Chooses chunk requests: rarest first among the chunks missing and not requested (rarity counted over the
+    /// peers' bitfields), random among equally rare, each from a random peer that holds it and has a free
+    /// request slot, preferring peers that are still downloading over those that hold everything. Returns (peer, chunk index) pairs; the caller sends them and calls `started`.
+    func choose(perPeer: Int, total: Int, inFlightNow: Int, rng: inout DeterministicRandom) -> [(NodeID, Int)] {
+        guard opened, inFlightNow < total else { return [] }
+        var usable: [(NodeID, Peer)] = []
+        for (id, p) in peers where !p.banned && p.inFlight < perPeer && !p.haves.isEmpty { usable.append((id, p)) }
+        guard !usable.isEmpty else { return [] }
+        usable.sort { $0.0 < $1.0 }  // dictionary order is not deterministic; the simulator must be
+        // Rarity per wanted chunk.
+        var candidates: [(rarity: Int, tie: UInt64, index: Int)] = []
+        for i in 0..<chunkCount where !have.contains(i) && !requested.contains(i) {
+            var n = 0
+            for (_, p) in usable where p.haves.contains(i) { n += 1 }
+            if n > 0 { candidates.append((n, rng.next(), i)) }
+        }
+        candidates.sort { ($0.rarity, $0.tie) < ($1.rarity, $1.tie) }
+        var slots: [Int] = usable.map { perPeer - $0.1.inFlight }
+        var out: [(NodeID, Int)] = []
+        var budget = total - inFlightNow
+        for c in candidates where budget > 0 {
+            // Peers still downloading first: what they serve is upload capacity a star would leave unused, and
+            // it spares the nodes holding everything (the origin above all) for the chunks only they have.
+            var holders: [Int] = []
+            var seeds: [Int] = []
+            for (k, u) in usable.enumerated() where slots[k] > 0 && u.1.haves.contains(c.index) {
+                if u.1.haves.isComplete { seeds.append(k) } else { holders.append(k) }
+            }
+            if holders.isEmpty { holders = seeds }
+            guard !holders.isEmpty else { continue }
+            let k = holders[rng.below(holders.count)]
+            slots[k] -= 1
+            budget -= 1
+            out.append((usable[k].0, c.index))
+        }
+        return out
+    }
+
+    mutating func started(_ index: Int, from peer: NodeID) {
+        requested.insert(index)
+        peers[peer]?.inFlight += 1
+    }
+
+    /// A request ended (reply, failure or timeout): frees its slot.
+    mutating func finished(_ index: Int, from peer: NodeID) {
+        if index < chunkCount { requested.remove(index) }
+        if let p = peers[peer], p.inFlight > 0 { peers[peer]!.inFlight = p.inFlight - 1 }
+    }
+
+    /// True when `bytes` is chunk `index` as the manifest names it.
+    func matches(_ bytes: [UInt8], index: Int) -> Bool {
+        guard index >= 0 && index < chunkCount else { return false }
+        let entry = signed.manifest.chunks[index]
+        return bytes.count == Int(entry.compressedSize) && Digest256(hashing: bytes) == entry.id
+    }
+}

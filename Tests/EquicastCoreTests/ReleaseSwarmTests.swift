@@ -1,0 +1,200 @@
+import EquicastCore
+import EquicastCrypto
+import Testing
+
+/// Releases spreading through an in-memory fleet of real `Node`s: push to one node, pulls from peers, every
+/// chunk checked, corrupted chunks refused, interrupted downloads resumed.
+@Suite struct ReleaseSwarmTests {
+    static let key = try! Ed25519.SigningKey(seed: [UInt8](repeating: 9, count: 32))
+
+    static func settings(installed: UInt64 = 1) -> ReleaseSettings {
+        var s = ReleaseSettings()
+        s.trustedKeys = [key.publicKey]
+        s.product = "acme-gw"
+        s.installedVersion = installed
+        s.updateState = .committed
+        return s
+    }
+
+    typealias Built = (manifest: SignedManifest, chunks: [[UInt8]])
+
+    static func release(version: UInt64, size: Int = 1 << 20, seed: UInt64 = 3) throws -> Built {
+        try ReleaseBuilder.build(
+            image: ContentDefinedChunkerTests.firmwareLike(count: size, seed: seed), product: "acme-gw",
+            version: version, createdAt: 1, policy: RolloutPolicy(), key: key)
+    }
+
+    /// What `equicast rollout push` does, as frames sealed by an operator identity: the manifest, then each chunk.
+    /// Returns the decoded replies.
+    @discardableResult
+    static func push(_ built: Built, to i: Int, in fleet: TestFleet) -> [TransferMessage] {
+        let sealer = FrameSealer(sender: NodeID(rawValue: 0xC11), keyring: TestFleet.keyring, encryptionEnabled: true)
+        var opener = FrameOpener(keyring: TestFleet.keyring, requireEncryption: true, senderCapacity: 16)
+        var sequence: UInt64 = 0
+        var replies: [TransferMessage] = []
+        var messages = [TransferMessage(type: .push, payload: built.manifest.bytes)]
+        for (k, c) in built.chunks.enumerated() {
+            messages.append(
+                TransferMessage(type: .pushChunk, releaseID: built.manifest.releaseID, index: UInt16(k), payload: c))
+        }
+        for (n, m) in messages.enumerated() {
+            sequence += 1
+            let frame = sealer.seal(
+                m.encode(), messageClass: .data, sequence: sequence,
+                nonce: [UInt8](repeating: UInt8(n & 0xff), count: 24))
+            fleet.nodes[i].handleStreamFrame(frame, stream: .accepted(UInt64(900_000 + n)), now: fleet.now)
+            fleet.serviceStorage(i)
+            while let t = fleet.nodes[i].pollTransmit() {
+                if case .streamReply(_, let bytes) = t, let opened = try? opener.open(bytes, transport: .stream) {
+                    replies.append(try! TransferMessage.decode(opened.payload))
+                } else {
+                    fleet.deferred[i, default: []].append(t)
+                }
+            }
+        }
+        return replies
+    }
+
+    static func complete(_ fleet: TestFleet, except: Set<Int> = []) -> Bool {
+        fleet.nodes.indices.allSatisfy { i in
+            except.contains(i) || fleet.crashed.contains(i) || (fleet.nodes[i].releaseHaves?.isComplete ?? false)
+        }
+    }
+
+    @Test func pushedReleaseReachesEveryNodeThroughPeers() throws {
+        let fleet = TestFleet(count: 8, release: ReleaseSwarmTests.settings())
+        fleet.streamLatency = 5
+        #expect(fleet.runUntil(deadline: 10_000) { fleet.converged() } != nil)
+        let built = try ReleaseSwarmTests.release(version: 2)
+        let replies = ReleaseSwarmTests.push(built, to: 0, in: fleet)
+        #expect(replies.count == built.chunks.count + 1)
+        #expect(replies.allSatisfy { $0.pushResult == .accepted })
+        #expect(replies.last?.haves?.isComplete == true)
+        let done = fleet.runUntil(deadline: fleet.now + 30_000) { ReleaseSwarmTests.complete(fleet) }
+        #expect(done != nil)
+        // Every node stores exactly the chunks that were built, and was told to install.
+        for i in fleet.nodes.indices {
+            for (k, c) in built.manifest.manifest.chunks.enumerated() {
+                #expect(fleet.stores[i][c.id] == built.chunks[k])
+            }
+            #expect(fleet.nodes[i].updateState == .verifying)
+            #expect(
+                fleet.eventLog.contains { $0.node == i && $0.event == .releaseDownloaded(built.manifest.releaseID) })
+        }
+        // A swarm, not a star: the origin uploaded fewer than 4 copies of the release for 7 downloaders.
+        let size = UInt64(built.chunks.reduce(0) { $0 + $1.count })
+        #expect(fleet.nodes[0].counters.bytesServed < 4 * size)
+        print("origin uploaded \(Double(fleet.nodes[0].counters.bytesServed) / Double(size)) copies for 7 nodes")
+        // Every node learned every node's progress by gossip.
+        _ = fleet.runUntil(deadline: fleet.now + 5_000) {
+            fleet.nodes.allSatisfy { n in n.fleetStatuses.filter { $0.state == .verifying }.count == 8 }
+        }
+        for n in fleet.nodes {
+            #expect(n.fleetStatuses.count == 8)
+            #expect(n.fleetStatuses.allSatisfy { $0.targetVersion == 2 && $0.chunksHave == $0.chunksTotal })
+        }
+    }
+
+    @Test func corruptedChunksAreRefusedAndFetchedElsewhere() throws {
+        let fleet = TestFleet(count: 8, seed: 5, release: ReleaseSwarmTests.settings())
+        fleet.streamLatency = 5
+        #expect(fleet.runUntil(deadline: 10_000) { fleet.converged() } != nil)
+        // Node 3's disk returns damaged chunks: it must notice before serving and fetch them again.
+        fleet.corruptStores = [3]
+        let rogue = 5  // a compromised node with the fleet key: it answers every chunk request with garbage
+        fleet.rogues = [rogue]
+        let built = try ReleaseSwarmTests.release(version: 2, seed: 4)
+        ReleaseSwarmTests.push(built, to: 0, in: fleet)
+        let done = fleet.runUntil(deadline: fleet.now + 60_000) {
+            ReleaseSwarmTests.complete(fleet, except: [3, rogue])
+        }
+        #expect(done != nil)
+        let bad = fleet.nodes.reduce(UInt64(0)) { $0 + $1.counters.badChunks }
+        #expect(bad > 0)
+        let violations = fleet.eventLog.filter {
+            if case .integrityViolation(let peer, _, _, _) = $0.event { return peer == fleet.nodes[rogue].id }
+            return false
+        }
+        #expect(violations.count == Int(bad))
+        for i in fleet.nodes.indices where i != rogue && i != 3 {
+            for (k, c) in built.manifest.manifest.chunks.enumerated() {
+                #expect(fleet.stores[i][c.id] == built.chunks[k])
+            }
+        }
+    }
+
+    @Test func restartedNodeFetchesOnlyMissingChunks() throws {
+        let fleet = TestFleet(count: 6, seed: 7, release: ReleaseSwarmTests.settings())
+        fleet.streamLatency = 20
+        #expect(fleet.runUntil(deadline: 10_000) { fleet.converged() } != nil)
+        let built = try ReleaseSwarmTests.release(version: 2, size: 2 << 20, seed: 6)
+        ReleaseSwarmTests.push(built, to: 0, in: fleet)
+        let victim = 4
+        let total = built.chunks.count
+        _ = fleet.runUntil(deadline: fleet.now + 30_000) {
+            let n = fleet.nodes[victim].releaseHaves?.setCount ?? 0
+            return n >= total / 3
+        }
+        let before = fleet.stored[victim]
+        #expect(before > 0 && before < total)
+        // Power cut: the node's memory is gone; its store and its kept manifest survive.
+        fleet.crashed.insert(victim)
+        fleet.run(until: fleet.now + 2_000)
+        fleet.restart(victim)
+        #expect(fleet.nodes[victim].restoreRelease(built.manifest.bytes, now: fleet.now) == nil)
+        fleet.serviceStorage(victim)
+        #expect(fleet.nodes[victim].releaseHaves?.setCount == before)
+        let done = fleet.runUntil(deadline: fleet.now + 60_000) { ReleaseSwarmTests.complete(fleet) }
+        #expect(done != nil)
+        #expect(fleet.stored[victim] == total)  // each chunk stored once, across both lives
+    }
+
+    @Test func tamperedOrForeignReleasesAreRefusedByEveryNode() throws {
+        let fleet = TestFleet(count: 4, seed: 9, release: ReleaseSwarmTests.settings(installed: 5))
+        #expect(fleet.runUntil(deadline: 10_000) { fleet.converged() } != nil)
+        // Older than what runs: held by the node it was pushed to (to spread), installed nowhere.
+        let old = try ReleaseSwarmTests.release(version: 3)
+        let replies = ReleaseSwarmTests.push(old, to: 0, in: fleet)
+        #expect(replies.first?.pushResult == .accepted)
+        #expect(fleet.nodes[0].heldReleaseInstallable == false)
+        fleet.run(until: fleet.now + 10_000)
+        for i in 1..<4 { #expect(fleet.nodes[i].heldRelease == nil) }
+        #expect(fleet.nodes.allSatisfy { $0.updateState == .committed })
+        // Signed by another key: refused at the door, with the reason.
+        let other = try Ed25519.SigningKey(seed: [UInt8](repeating: 1, count: 32))
+        let foreign = try ReleaseBuilder.build(
+            image: [UInt8](repeating: 1, count: 100_000), product: "acme-gw", version: 9, createdAt: 1,
+            policy: RolloutPolicy(), key: other)
+        let refused = ReleaseSwarmTests.push(foreign, to: 1, in: fleet)
+        #expect(refused.first?.pushResult == .refused)
+        #expect(refused.first?.reason.contains("untrusted") == true)
+        #expect(fleet.nodes[1].heldRelease == nil)
+    }
+
+    @Test func trickleBacksOffWhenNothingChanges() {
+        var rng = DeterministicRandom(seed: 1)
+        var t = Trickle(minimum: 1_000, maximum: 1_024_000, redundancy: 1, now: 0, rng: &rng)
+        var sent = 0
+        var now: UInt64 = 0
+        var sentInLastHour = 0
+        while now < 5 * 3_600_000 {
+            now = t.deadline
+            if t.poll(now: now, rng: &rng) {
+                sent += 1
+                if now >= 4 * 3_600_000 { sentInLastHour += 1 }
+            }
+        }
+        // Alone, it doubles up to ~17 minutes: 11 doublings, then about 3.5 per hour.
+        #expect(sentInLastHour >= 3 && sentInLastHour <= 4)
+        #expect(sent < 30)
+        // Hearing one consistent advertisement per interval suppresses its own.
+        var quiet = Trickle(minimum: 1_000, maximum: 8_000, redundancy: 1, now: 0, rng: &rng)
+        quiet.hearConsistent()
+        #expect(quiet.poll(now: quiet.deadline, rng: &rng) == false)
+        while quiet.interval < 8_000 { _ = quiet.poll(now: quiet.deadline, rng: &rng) }
+        // An inconsistency brings it back to the minimum at once.
+        quiet.hearInconsistent(now: 100_000, rng: &rng)
+        #expect(quiet.interval == 1_000)
+        #expect(quiet.deadline >= 100_500 && quiet.deadline < 101_000)
+    }
+}
