@@ -1,6 +1,8 @@
 #include "CEquicastShims.h"
 
 #include <ifaddrs.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <net/if.h>
 
 /* glibc passes (argc, argv, envp) to functions in .init_array; capturing them here gives Embedded Swift,
@@ -108,4 +110,61 @@ void equicast_install_crash_report(const char *text, int exit_code) {
     sa.sa_flags = (int)SA_RESETHAND;
     const int signals[] = {SIGILL, SIGTRAP, SIGSEGV, SIGBUS, SIGFPE, SIGABRT};
     for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) sigaction(signals[i], &sa, NULL);
+}
+
+/* ---- hooks ---------------------------------------------------------------------------------------------- */
+extern char **environ;
+
+int equicast_spawn_shell(const char *command, const char *const *extra, int count) {
+    size_t inherited = 0;
+    while (environ && environ[inherited]) inherited++;
+    char **envp = calloc(inherited + (size_t)count + 1, sizeof(char *));
+    if (!envp) return -1;
+    size_t n = 0;
+    for (int i = 0; i < count; i++) envp[n++] = (char *)extra[i];
+    for (size_t i = 0; i < inherited; i++) {
+        /* Our own variables win over inherited ones of the same name. */
+        const char *eq = strchr(environ[i], '=');
+        size_t len = eq ? (size_t)(eq - environ[i]) + 1 : strlen(environ[i]);
+        int shadowed = 0;
+        for (int k = 0; k < count; k++) if (strncmp(extra[k], environ[i], len) == 0) shadowed = 1;
+        if (!shadowed) envp[n++] = environ[i];
+    }
+    envp[n] = NULL;
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attributes;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawnattr_init(&attributes);
+    posix_spawnattr_setpgroup(&attributes, 0);
+    sigset_t defaults;
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGTERM);
+    sigaddset(&defaults, SIGINT);
+    sigaddset(&defaults, SIGHUP);
+    sigaddset(&defaults, SIGPIPE);
+    posix_spawnattr_setsigdefault(&attributes, &defaults);
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attributes, &none);
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    char *argv[] = {"sh", "-c", (char *)command, NULL};
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, "/bin/sh", &actions, &attributes, argv, envp);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attributes);
+    free(envp);
+    if (rc != 0) { errno = rc; return -1; }
+    return (int)pid;
+}
+
+int equicast_child_exited(int pid, int *code) {
+    int status = 0;
+    pid_t r = waitpid((pid_t)pid, &status, WNOHANG);
+    if (r == 0) return 0;
+    if (r < 0) return -1;
+    if (WIFEXITED(status)) *code = WEXITSTATUS(status);
+    else if (WIFSIGNALED(status)) *code = 128 + WTERMSIG(status);
+    else *code = 255;
+    return 1;
 }

@@ -49,6 +49,24 @@ public struct AgentConfig: Equatable {
     public var nodeName = ""
     public var logLevel = LogLevel.info
     public var membership = MembershipConfig()
+    /// Release public keys this device trusts (comma-separated files). None: the node installs nothing and
+    /// spreads nothing. Only these keys can authorise an install; the fleet key never can.
+    public var releasePublicKeyFiles: [String] = []
+    /// The device's product (hardware compatibility) string; releases for another product are refused.
+    public var product = ""
+    /// The firmware version the device runs until the first release is installed (later ones are recorded in
+    /// the state directory).
+    public var firmwareVersion: UInt64 = 0
+    /// Run with `/bin/sh -c` when a release is downloaded and verified, with EQUICAST_IMAGE (path of the
+    /// assembled image), EQUICAST_VERSION, EQUICAST_RELEASE (release id), EQUICAST_PRODUCT and
+    /// EQUICAST_PREVIOUS_VERSION in the environment. Exit 0 means installed. Must be safe to run again (a
+    /// power cut during it runs it again at the next start).
+    public var installCommand = ""
+    /// Run after a successful install (same environment); exit 0 within the release's health timeout commits.
+    public var healthCommand = ""
+    /// Run when the install or the health check fails (same environment); it should restore the previous
+    /// firmware.
+    public var rollbackCommand = ""
 
     public init() {}
 
@@ -127,6 +145,19 @@ public struct AgentConfig: Equatable {
         case "syncinterval": membership.syncInterval = try milliseconds()
         case "membersmax": membership.membersMax = try count()
         case "reconnectinterval": membership.reconnectInterval = try milliseconds()
+        case "releasepublickeyfile":
+            releasePublicKeyFiles = value.split(separator: ",").map { trimmed(String($0)) }.filter { !$0.isEmpty }
+        case "product":
+            guard value.utf8.count <= ReleaseManifest.productByteCountMax else {
+                throw bad("longer than \(ReleaseManifest.productByteCountMax) bytes")
+            }
+            product = value
+        case "firmwareversion":
+            guard let v = UInt64(value) else { throw bad("expected a whole number") }
+            firmwareVersion = v
+        case "installcommand": installCommand = value
+        case "healthcommand": healthCommand = value
+        case "rollbackcommand": rollbackCommand = value
         default:
             throw .unknownKey(source: source, line: line, key: key)
         }
@@ -136,6 +167,10 @@ public struct AgentConfig: Equatable {
     public func validate() throws(ConfigError) {
         if let (field, reason) = membership.validate() { throw .invalid(key: field, reason: reason) }
         if bindAddress.port == 0 { throw .invalid(key: "BindAddress", reason: "needs a port") }
+        if !releasePublicKeyFiles.isEmpty && product.isEmpty {
+            throw .invalid(
+                key: "Product", reason: "must be set when ReleasePublicKeyFile is (releases name the product)")
+        }
         if let a = advertiseAddress, a.isUnspecified {
             throw .invalid(key: "AdvertiseAddress", reason: "must be an address other nodes can reach, not a wildcard")
         }

@@ -16,6 +16,10 @@ public final class Daemon {
     let startedAt: UInt64
     var terminateRequestedAt: UInt64?
     let configPath: String?
+    let releaseStore: ReleaseStore?
+    var record: UpdateRecord
+    var hook: Hook?
+    var resumeAfterDownload = false
 
     final class Connection {
         enum Kind {
@@ -57,9 +61,17 @@ public final class Daemon {
             udp = try UDPSocket(bindingTo: config.bindAddress)
             tcp = try Listener(tcp: udp.localAddress)
             control = try Listener(unixPath: config.effectiveControlSocket)
+            releaseStore = try ReleaseStore(stateDirectory: config.stateDirectory)
         } catch {
             throw .startup(error)
         }
+        let kept = releaseStore?.loadRecord()
+        record = kept ?? UpdateRecord()
+        if kept == nil {
+            record.installedVersion = config.firmwareVersion
+            record.state = config.firmwareVersion > 0 ? .committed : .idle
+        }
+        let releaseSettings = try Daemon.releaseSettings(config, record: kept)
         guard let (announced, how) = Daemon.addressToAnnounce(config: config, bound: udp.localAddress) else {
             throw .config(
                 .invalid(
@@ -71,12 +83,22 @@ public final class Daemon {
         node = Node(
             id: state.id, address: announced, bootCount: state.bootCount, keyring: keyring,
             encryptionEnabled: config.encryptionEnabled, config: config.membership, seeds: config.seeds,
-            randomSeed: secureRandomBytes(32), now: now)
+            randomSeed: secureRandomBytes(32), now: now, release: releaseSettings)
         log.log(
             .info,
             "equicastd \(AgentVersion.string) node \(state.id) (boot \(state.bootCount)) listening on \(udp.localAddress)"
                 + ", announcing \(announced)\(how)"
                 + (config.seeds.isEmpty ? "" : ", joining through \(config.seeds.count) seed(s)"))
+        if releaseSettings.trustedKeys.isEmpty {
+            log.log(.info, "no ReleasePublicKeyFile: this node neither installs nor spreads releases")
+        } else {
+            log.log(
+                .info,
+                "product \(config.product), firmware version \(record.installedVersion) (\(record.state.name)), "
+                    + "\(releaseSettings.trustedKeys.count) trusted release key(s)")
+        }
+        restoreReleases(now: now)
+        flushNode(now: now)
     }
 
     /// What the node tells others to reach it by, and (for the log) how it was chosen when not configured.
@@ -108,6 +130,8 @@ public final class Daemon {
             if signals.reload { reload() }
             if node.pollTimeout() <= now { node.handleTimeout(now: now) }
             flushNode(now: now)
+            pollHook(now: now)
+            flushNode(now: now)
             if let t = terminateRequestedAt, node.leaveComplete || now >= t + 3_000 {
                 log.log(.info, "left")
                 return
@@ -133,6 +157,7 @@ public final class Daemon {
     }
 
     func flushNode(now: UInt64) {
+        handleStorage(now: now)
         while let t = node.pollTransmit() {
             switch t {
             case .datagram(let to, let bytes):
@@ -159,7 +184,16 @@ public final class Daemon {
                 }
             }
         }
-        while let e = node.pollEvent() { logEvent(e) }
+        while let e = node.pollEvent() {
+            logEvent(e)
+            switch e {
+            case .releaseDownloaded: resumeAfterDownload = true
+            case .releaseAccepted(_, let installable) where installable: setUpdate(.downloading, now: now)
+            default: break
+            }
+        }
+        handleStorage(now: now)
+        if node.hasPendingTransmits { flushNode(now: now) }
     }
 
     func logEvent(_ e: NodeEvent) {
@@ -198,6 +232,7 @@ public final class Daemon {
             wake = min(wake, c.deadline)
         }
         if terminateRequestedAt != nil { wake = min(wake, now + 50) }
+        if hook != nil || resumeAfterDownload { wake = min(wake, now + 100) }
         poller.watch(watch)
         let timeout = Int32(min(wake > now ? wake - now : 0, 1000))
         let ready: [(fd: Int32, events: PollEvents)]

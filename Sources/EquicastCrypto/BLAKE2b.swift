@@ -1,5 +1,36 @@
 import CSodium
 
+/// BLAKE2b-256 over data that arrives in pieces (an image assembled chunk by chunk), in constant memory.
+public final class BLAKE2bStream {
+    private let state: UnsafeMutableRawPointer
+
+    public init() {
+        Sodium.ensureInitialized()
+        // crypto_generichash_state must be 64-byte aligned.
+        state = UnsafeMutableRawPointer.allocate(byteCount: crypto_generichash_statebytes(), alignment: 64)
+        _ = crypto_generichash_init(
+            OpaquePointer(state), nil, 0, BLAKE2b.digestByteCount)
+    }
+
+    deinit { state.deallocate() }
+
+    public func update(_ data: UnsafeRawBufferPointer) {
+        _ = crypto_generichash_update(
+            OpaquePointer(state),
+            data.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(data.count))
+    }
+
+    /// The digest of everything passed to `update`; the stream is finished afterwards.
+    public func finish() -> Digest256 {
+        var out = [UInt8](repeating: 0, count: BLAKE2b.digestByteCount)
+        out.withUnsafeMutableBufferPointer { o in
+            _ = crypto_generichash_final(
+                OpaquePointer(state), o.baseAddress!, BLAKE2b.digestByteCount)
+        }
+        return Digest256(bytes: out)!
+    }
+}
+
 /// BLAKE2b (RFC 7693) through libsodium's `crypto_generichash`: content addresses of chunks and images
 /// (BLAKE2b-256), the member-list digest, and the keyed MAC of unencrypted frames.
 public enum BLAKE2b {

@@ -82,6 +82,15 @@ public enum FileSystem {
         return bytes
     }
 
+    /// Size in bytes of a regular file, or nil when there is none.
+    public static func size(_ path: String) -> UInt64? {
+        guard let fd = try? openFile(path, flags: O_RDONLY, mode: 0) else { return nil }
+        defer { close(fd) }
+        var mode: UInt32 = 0
+        var size: UInt64 = 0
+        return equicast_fstat_mode_size(fd, &mode, &size) == 0 ? size : nil
+    }
+
     static func openFile(_ path: String, flags: Int32, mode: UInt32) throws(PosixError) -> Int32 {
         while true {
             let fd = equicast_open(path, flags, mode)
@@ -132,5 +141,42 @@ public enum FileSystem {
         let fd = try openFile(dir, flags: O_RDONLY | O_DIRECTORY, mode: 0)
         defer { close(fd) }
         if fsync(fd) != 0 { throw .file(path: dir, operation: "fsync directory", errno: equicast_errno()) }
+    }
+}
+
+/// A file written piece by piece and put in place atomically: the pieces go to `path.tmp`, and `commit` fsyncs
+/// it and renames it over `path`. Dropped without `commit`, the temporary file is removed.
+public final class AtomicFileWriter {
+    public let path: String
+    let temp: String
+    var fd: Int32
+
+    public init(path: String, mode: UInt32 = 0o644) throws(PosixError) {
+        self.path = path
+        self.temp = path + ".tmp"
+        fd = try FileSystem.openFile(temp, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
+    }
+
+    deinit {
+        if fd >= 0 {
+            close(fd)
+            unlink(temp)
+        }
+    }
+
+    public func write(_ bytes: [UInt8]) throws(PosixError) {
+        try FileSystem.writeAll(fd, bytes, path: temp)
+    }
+
+    public func commit() throws(PosixError) {
+        if fsync(fd) != 0 { throw .file(path: temp, operation: "fsync", errno: equicast_errno()) }
+        close(fd)
+        fd = -1
+        if rename(temp, path) != 0 {
+            let code = equicast_errno()
+            unlink(temp)
+            throw .file(path: path, operation: "rename into place", errno: code)
+        }
+        try FileSystem.syncDirectory(containing: path)
     }
 }

@@ -10,7 +10,7 @@ struct EquicastCLI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "equicast",
         abstract: "Operate an Equicast fleet: members, status, keys, simulation.",
-        subcommands: [Members.self, Status.self, Keygen.self, Release.self, Sim.self])
+        subcommands: [Members.self, Status.self, Keygen.self, Release.self, Rollout.self, Sim.self])
 }
 
 struct AgentOptions: ParsableArguments {
@@ -33,19 +33,21 @@ struct AgentOptions: ParsableArguments {
 }
 
 /// Tab-separated rows printed as aligned columns.
-func printTable(_ text: String) {
+func printTable(_ text: String) { print(alignedColumns(text)) }
+
+/// Tab-separated rows as aligned columns.
+func alignedColumns(_ text: String) -> String {
     let rows = text.split(separator: "\n").map {
         $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
     }
-    guard let width = rows.map(\.count).max() else { return }
+    guard let width = rows.map(\.count).max() else { return "" }
     var widths = [Int](repeating: 0, count: width)
     for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
-    for row in rows {
-        print(
-            row.enumerated().map { i, cell in
-                i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
-            }.joined(separator: "  "))
-    }
+    return rows.map { row in
+        row.enumerated().map { i, cell in
+            i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+        }.joined(separator: "  ")
+    }.joined(separator: "\n")
 }
 
 struct Members: ParsableCommand {

@@ -243,4 +243,14 @@ void equicast_install_signal_handlers(void);
 /* Bits of the signals received since the last call. */
 int equicast_take_signals(void);
 
+/* ---- hooks (install, health, rollback commands) ------------------------------------------------------------ */
+/* Starts `/bin/sh -c command` with the daemon's environment plus `extra` (`count` strings "NAME=value"), stdin
+   from /dev/null, in its own process group. Returns the pid, or -1 with errno set. */
+int equicast_spawn_shell(const char *command, const char *const *extra, int count);
+/* Has the child exited? 0: still running; 1: exited, `*code` is its exit status (128 + signal number when a
+   signal ended it); -1: error (errno set). Never blocks. */
+int equicast_child_exited(int pid, int *code);
+/* Kills the child's process group (the shell and whatever it started). */
+static inline void equicast_kill_group(int pid) { kill(-pid, SIGKILL); kill(pid, SIGKILL); }
+
 #endif

@@ -237,6 +237,9 @@ public final class Node {
 
     public func pollEvent() -> NodeEvent? { events.pop() }
 
+    /// True while transmits wait to be drained (storage callbacks can add some after a drain).
+    public var hasPendingTransmits: Bool { !transmits.isEmpty }
+
     /// Storage work for the driver (see `StorageRequest`).
     public func pollStorage() -> StorageRequest? { storage.pop() }
 
@@ -328,6 +331,8 @@ struct OutputQueue<Element> {
     private var head = 0
 
     mutating func append(_ item: Element) { items.append(item) }
+
+    var isEmpty: Bool { head >= items.count }
 
     mutating func pop() -> Element? {
         guard head < items.count else { return nil }

@@ -1,0 +1,247 @@
+import EquicastCore
+import EquicastCrypto
+import EquicastPosix
+
+/// The daemon's side of releases: the chunk store, assembling the image, and the install / health / rollback
+/// hooks, each step persisted (`UpdateRecord`) before it starts so that a power cut resumes or rolls back.
+extension Daemon {
+    /// A hook command in progress.
+    struct Hook {
+        enum Kind {
+            case install, health, rollback(after: UpdateState)
+        }
+        let kind: Kind
+        let process: ChildProcess
+        let deadline: UInt64
+    }
+
+    /// Hooks other than the health check get this long before they are killed and count as failed.
+    static let hookTimeout: UInt64 = 30 * 60_000
+
+    static func releaseSettings(_ config: AgentConfig, record: UpdateRecord?) throws(AgentError) -> ReleaseSettings {
+        var s = ReleaseSettings()
+        for path in config.releasePublicKeyFiles {
+            let bytes: [UInt8]
+            do throws(PosixError) {
+                bytes = try KeyFile.loadPublic(path, byteCount: Ed25519.publicKeyByteCount)
+            } catch {
+                throw .startup(error)
+            }
+            do throws(CryptoError) { s.trustedKeys.append(try Ed25519.PublicKey(bytes: bytes)) } catch {
+                throw .startup(.badKeyFile(path: path, reason: error))
+            }
+        }
+        s.product = config.product
+        s.installedVersion = record?.installedVersion ?? config.firmwareVersion
+        s.updateState = record?.state ?? (config.firmwareVersion > 0 ? .committed : .idle)
+        s.rejectedReleases = record?.rejected ?? []
+        return s
+    }
+
+    /// At start: the held release comes back (verified again), and an update cut short resumes.
+    func restoreReleases(now: UInt64) {
+        guard let store = releaseStore, let bytes = store.loadManifest(store.heldManifestPath) else { return }
+        if let error = node.restoreRelease(bytes, now: now) {
+            log.log(.warning, "the kept release manifest is refused (\(error)); removing it")
+            try? FileSystem.remove(store.heldManifestPath)
+            return
+        }
+        switch record.state {
+        case .verifying, .staged: resumeAfterDownload = true
+        case .installing:
+            log.log(.warning, "the install command was interrupted (restart); running it again")
+            startHook(.install, now: now)
+        case .healthCheck:
+            log.log(.info, "resuming the health check after a restart")
+            startHook(.health, now: now)
+        default: break
+        }
+    }
+
+    func handleStorage(now: UInt64) {
+        while let request = node.pollStorage() {
+            guard let store = releaseStore else { continue }
+            switch request {
+            case .openRelease(let id, let manifest):
+                do throws(PosixError) {
+                    try FileSystem.writeFileAtomically(store.heldManifestPath, manifest, mode: 0o600)
+                } catch {
+                    log.log(.error, "cannot keep the manifest of release \(id.hex.prefix(16)): \(error)")
+                }
+                guard let held = node.heldManifest else { continue }
+                let present = store.present(held.manifest)
+                if present.setCount > 0 {
+                    log.log(
+                        .info,
+                        "release \(id.hex.prefix(16)): \(present.setCount) of \(present.count) chunks already stored")
+                }
+                node.releaseOpened(id, present: present, now: now)
+            case .storeChunk(let release, let index, let bytes):
+                guard let held = node.heldManifest, held.releaseID == release else { continue }
+                do throws(PosixError) {
+                    try store.store(held.manifest.chunks[index].id, bytes)
+                } catch {
+                    node.chunkStoreFailed(release: release, index: index, now: now)
+                    if node.heldReleaseInstallable && !record.state.isFinal && record.state != .failed {
+                        failUpdate("cannot store chunk \(index): \(error); the running firmware is untouched", now: now)
+                    }
+                }
+            case .readChunk(let connection, let release, let index):
+                var bytes: [UInt8]?
+                if let held = node.heldManifest, held.releaseID == release, index < held.manifest.chunks.count {
+                    let c = held.manifest.chunks[index]
+                    bytes = store.read(c.id, size: Int(c.compressedSize))
+                }
+                node.serveChunk(connection: connection, release: release, index: index, bytes: bytes, now: now)
+            case .discardChunk(let release, let index):
+                guard let held = node.heldManifest, held.releaseID == release else { continue }
+                log.log(
+                    .warning, "chunk \(index) of release \(release.hex.prefix(16)) read back damaged; fetching it again"
+                )
+                store.discard(held.manifest.chunks[index].id)
+            }
+        }
+    }
+
+    /// Every chunk is here: assemble and verify the image, then install it.
+    func releaseDownloaded(now: UInt64) {
+        guard let store = releaseStore, let held = node.heldManifest, node.heldReleaseInstallable else { return }
+        setUpdate(.verifying, now: now)
+        do throws(AssemblyError) {
+            try store.assemble(held.manifest)
+        } catch {
+            failUpdate("the image of version \(held.manifest.version) cannot be assembled: \(error)", now: now)
+            return
+        }
+        setUpdate(.staged, now: now)
+        log.log(.info, "version \(held.manifest.version) assembled and verified at \(store.imagePath)")
+        if config.installCommand.isEmpty {
+            log.log(.warning, "no InstallCommand configured: version \(held.manifest.version) stays staged")
+            return
+        }
+        startHook(.install, now: now)
+    }
+
+    func startHook(_ kind: Hook.Kind, now: UInt64) {
+        guard let held = node.heldManifest, let store = releaseStore else { return }
+        let command: String
+        let timeout: UInt64
+        switch kind {
+        case .install:
+            command = config.installCommand
+            timeout = Daemon.hookTimeout
+            setUpdate(.installing, now: now)
+        case .health:
+            command = config.healthCommand
+            timeout = UInt64(max(1, held.manifest.policy.healthTimeoutSeconds)) * 1000
+            if command.isEmpty {
+                commit(now: now)
+                return
+            }
+            setUpdate(.healthCheck, now: now)
+        case .rollback(let after):
+            command = config.rollbackCommand
+            timeout = Daemon.hookTimeout
+            if command.isEmpty {
+                setUpdate(after, now: now)
+                return
+            }
+        }
+        let environment = [
+            "EQUICAST_IMAGE=\(store.imagePath)", "EQUICAST_VERSION=\(held.manifest.version)",
+            "EQUICAST_RELEASE=\(held.releaseID.hex)", "EQUICAST_PRODUCT=\(held.manifest.product)",
+            "EQUICAST_PREVIOUS_VERSION=\(record.installedVersion)",
+        ]
+        do throws(PosixError) {
+            let p = try ChildProcess(command: command, environment: environment)
+            hook = Hook(kind: kind, process: p, deadline: now + timeout)
+            log.log(.info, "running \(Daemon.hookName(kind)) command (pid \(p.pid)): \(command)")
+        } catch {
+            hookFinished(kind, code: 127, detail: "could not start: \(error)", now: now)
+        }
+    }
+
+    static func hookName(_ kind: Hook.Kind) -> String {
+        switch kind {
+        case .install: return "install"
+        case .health: return "health"
+        case .rollback: return "rollback"
+        }
+    }
+
+    /// Called every loop turn: has the running hook ended or run out of time?
+    func pollHook(now: UInt64) {
+        if resumeAfterDownload {
+            resumeAfterDownload = false
+            releaseDownloaded(now: now)
+        }
+        guard let h = hook else { return }
+        if let code = h.process.poll() {
+            hook = nil
+            hookFinished(h.kind, code: code, detail: "exited with status \(code)", now: now)
+        } else if now >= h.deadline {
+            h.process.kill()
+            hook = nil
+            hookFinished(h.kind, code: 124, detail: "timed out and was killed", now: now)
+        }
+    }
+
+    func hookFinished(_ kind: Hook.Kind, code: Int32, detail: String, now: UInt64) {
+        let name = Daemon.hookName(kind)
+        switch kind {
+        case .install:
+            if code == 0 {
+                log.log(.info, "install command succeeded")
+                startHook(.health, now: now)
+            } else {
+                log.log(.error, "install command \(detail): the update failed; rolling back")
+                startHook(.rollback(after: .failed), now: now)
+            }
+        case .health:
+            if code == 0 {
+                commit(now: now)
+            } else {
+                log.log(.error, "health command \(detail): rolling back")
+                startHook(.rollback(after: .rolledBack), now: now)
+            }
+        case .rollback(let after):
+            if code != 0 { log.log(.error, "\(name) command \(detail)") } else { log.log(.info, "rollback done") }
+            setUpdate(after, now: now)
+        }
+    }
+
+    func commit(now: UInt64) {
+        guard let held = node.heldManifest, let store = releaseStore else { return }
+        let previous = store.loadManifest(store.installedManifestPath).flatMap { try? SignedManifest.inspect($0) }
+        record.installedVersion = held.manifest.version
+        do throws(PosixError) {
+            try FileSystem.writeFileAtomically(store.installedManifestPath, held.bytes, mode: 0o600)
+        } catch {
+            log.log(.error, "cannot record the installed manifest: \(error)")
+        }
+        setUpdate(.committed, now: now)
+        store.collectGarbage(installed: held.manifest, previous: previous)
+        try? FileSystem.remove(store.imagePath)
+        log.log(.info, "version \(held.manifest.version) installed and healthy: committed")
+    }
+
+    func failUpdate(_ why: String, now: UInt64) {
+        log.log(.error, "update failed: \(why)")
+        try? releaseStore.map { try FileSystem.remove($0.imagePath) }
+        setUpdate(.failed, now: now)
+    }
+
+    /// Persists the new state first, then tells the node (which gossips it).
+    func setUpdate(_ state: UpdateState, now: UInt64) {
+        record.state = state
+        record.release = node.heldRelease?.releaseID
+        if (state == .failed || state == .rolledBack), let r = record.release, !record.rejected.contains(r) {
+            if record.rejected.count >= 16 { record.rejected.removeFirst() }
+            record.rejected.append(r)
+        }
+        do throws(PosixError) { try releaseStore?.save(record) } catch {
+            log.log(.error, "cannot persist the update state (\(state.name)): \(error)")
+        }
+        node.reportUpdate(state, installedVersion: record.installedVersion, now: now)
+    }
+}

@@ -1,0 +1,237 @@
+import ArgumentParser
+import EquicastCore
+import EquicastCrypto
+import EquicastPosix
+import Foundation
+
+struct Rollout: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Hand a release to one node of the fleet and follow it as it spreads.",
+        subcommands: [RolloutPush.self, RolloutStatus.self])
+}
+
+struct FleetOptions: ParsableArguments {
+    @Option(help: "A node's address (host:port, the agent's BindAddress or AdvertiseAddress).")
+    var agent: String
+    @Option(name: .customLong("fleet-key"), help: "The fleet key file (the operator is authenticated by it).")
+    var fleetKey = "/etc/equicast/fleet.key"
+    @Option(help: "Seconds to wait for each answer.")
+    var timeout = 30
+
+    func client() throws -> FleetClient {
+        let address: SocketAddress
+        do { address = try SocketAddress.parse(agent) } catch { throw ValidationError("--agent \(agent): \(error)") }
+        let key: SymmetricKey
+        do { key = try KeyFile.loadSymmetric(fleetKey) } catch { throw ValidationError("--fleet-key: \(error)") }
+        return FleetClient(agent: address, key: key, timeoutMilliseconds: timeout * 1000)
+    }
+}
+
+/// Talks to one agent over its TCP port, as a fleet member would: every request is a sealed frame under the
+/// fleet key (from a fresh random sender id), answered by one sealed frame.
+final class FleetClient {
+    let agent: SocketAddress
+    let sealer: FrameSealer
+    var opener: FrameOpener
+    var sequence: UInt64 = 0
+    let timeoutMilliseconds: Int
+
+    init(agent: SocketAddress, key: SymmetricKey, timeoutMilliseconds: Int) {
+        self.agent = agent
+        let keyring = try! FleetKeyring(primary: FleetKey(master: key))
+        var id: UInt64 = 0
+        for b in secureRandomBytes(8) { id = id << 8 | UInt64(b) }
+        sealer = FrameSealer(sender: NodeID(rawValue: id), keyring: keyring, encryptionEnabled: true)
+        opener = FrameOpener(keyring: keyring, requireEncryption: true, senderCapacity: 4)
+        self.timeoutMilliseconds = timeoutMilliseconds
+    }
+
+    func exchange(_ message: TransferMessage) throws -> TransferMessage {
+        sequence += 1
+        let request = sealer.seal(
+            message.encode(), messageClass: .data, sequence: sequence, nonce: secureRandomBytes(24))
+        let socket = try StreamSocket.connect(to: agent)
+        var poller = Poller()
+        let deadline = Date().addingTimeInterval(Double(timeoutMilliseconds) / 1000)
+        var written = 0
+        var framer = StreamFramer()
+        while true {
+            let left = Int(deadline.timeIntervalSinceNow * 1000)
+            if left <= 0 { throw ValidationError("\(agent) did not answer within \(timeoutMilliseconds / 1000) s") }
+            poller.watch([(socket.fd, written < request.count ? .writable | .readable : .readable)])
+            let ready = try poller.wait(timeoutMilliseconds: Int32(min(left, 1000)))
+            guard !ready.isEmpty else { continue }
+            if socket.connecting {
+                do { try socket.finishConnect() } catch {
+                    throw ValidationError("cannot connect to \(agent): \(error)")
+                }
+            }
+            if written < request.count {
+                written += try socket.write(request, from: written)
+                continue
+            }
+            guard let bytes = try socket.read(limit: 1 << 20) else { continue }
+            if bytes.isEmpty {
+                throw ValidationError(
+                    "\(agent) closed the connection without answering (a wrong fleet key, or not an Equicast agent?)")
+            }
+            framer.append(bytes)
+            if let frame = try framer.nextFrame() {
+                let opened: OpenedFrame
+                do { opened = try opener.open(frame, transport: .stream) } catch {
+                    throw ValidationError("the answer from \(agent) is refused: \(error)")
+                }
+                return try TransferMessage.decode(opened.payload)
+            }
+        }
+    }
+}
+
+struct RolloutPush: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "push",
+        abstract: "Hand a release file to one node; the fleet carries it to every eligible device.")
+    @Argument(help: "The .eqr release file.") var file: String
+    @OptionGroup var fleet: FleetOptions
+
+    func run() throws {
+        let bytes = try readWholeFile(file, what: "release file")
+        let parts: (manifest: [UInt8], chunks: [[UInt8]])
+        do {
+            let split = try ReleaseFile.split(bytes)
+            parts = (split.manifest, split.chunks.map { Array(bytes[$0]) })
+        } catch {
+            throw ValidationError("\(file): \(error)")
+        }
+        let manifest = try SignedManifest.inspect(parts.manifest)
+        let client = try fleet.client()
+        let answer = try client.exchange(TransferMessage(type: .push, payload: parts.manifest))
+        if answer.pushResult == .refused {
+            print("REFUSED by \(fleet.agent): \(answer.reason)")
+            throw ExitCode(1)
+        }
+        let releaseID = Digest256(hashing: parts.manifest)
+        var haves = answer.haves ?? ChunkBitfield(count: parts.chunks.count)
+        let already = haves.setCount
+        var sent = 0
+        for (i, chunk) in parts.chunks.enumerated() where !haves.contains(i) {
+            let reply = try client.exchange(
+                TransferMessage(type: .pushChunk, releaseID: releaseID, index: UInt16(i), payload: chunk))
+            if reply.pushResult == .refused {
+                print("REFUSED by \(fleet.agent): \(reply.reason)")
+                throw ExitCode(1)
+            }
+            if let h = reply.haves { haves = h }
+            sent += 1
+            progressLine("pushing to \(fleet.agent)", done: haves.setCount, total: parts.chunks.count)
+        }
+        if sent > 0 { finishProgressLine() }
+        print(
+            "pushed \(manifest.product) version \(manifest.version) to \(fleet.agent): \(sent) chunks sent, "
+                + "\(already) already there; release \(releaseID.hex.prefix(16)) is spreading. Follow it with "
+                + "'equicast rollout status --agent \(fleet.agent) --watch'.")
+    }
+}
+
+struct RolloutStatus: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "What one node knows of every node's firmware and update progress.")
+    @OptionGroup var fleet: FleetOptions
+    @Flag(help: "Refresh every second, with a progress bar, until every eligible node has finished.")
+    var watch = false
+    @Option(help: "With --watch: give up after this many seconds (exit 2).")
+    var within = 3600
+
+    func run() throws {
+        let client = try fleet.client()
+        let started = Date()
+        while true {
+            let reply = try client.exchange(TransferMessage(type: .statusRequest))
+            let summary = RolloutSummary(reply)
+            if !watch {
+                print(summary.table())
+                print(summary.line())
+                return
+            }
+            progressLine(summary.line(), done: summary.finished, total: max(1, summary.eligible))
+            if summary.eligible > 0 && summary.finished == summary.eligible {
+                finishProgressLine()
+                print(summary.table())
+                print(summary.line())
+                if summary.failed > 0 { throw ExitCode(1) }
+                return
+            }
+            if Date().timeIntervalSince(started) > Double(within) {
+                finishProgressLine()
+                print(summary.table())
+                print("gave up after \(within) s: \(summary.line())")
+                throw ExitCode(2)
+            }
+            Thread.sleep(forTimeInterval: 1)
+        }
+    }
+}
+
+/// A status reply summed up: which nodes the spreading release is for, and where each stands.
+struct RolloutSummary {
+    let statuses: [NodeStatus]
+    let advert: ReleaseAdvert?
+    var eligible = 0
+    var finished = 0
+    var committed = 0
+    var failed = 0
+
+    init(_ reply: TransferMessage) {
+        statuses = reply.statuses
+        advert = reply.advert
+        guard let a = advert else { return }
+        for s in statuses where s.productTag == a.productTag {
+            // Eligible: it targets this release, or it ran an older version when it last reported.
+            guard s.targetVersion == a.version || s.installedVersion < a.version || s.installedVersion == a.version
+            else { continue }
+            eligible += 1
+            if s.installedVersion >= a.version && (s.state == .committed || s.state == .idle) {
+                committed += 1
+                finished += 1
+            } else if s.targetVersion == a.version && (s.state == .failed || s.state == .rolledBack) {
+                failed += 1
+                finished += 1
+            }
+        }
+    }
+
+    func line() -> String {
+        guard let a = advert else { return "\(statuses.count) nodes known; no release is spreading" }
+        return "version \(a.version): \(committed) of \(eligible) eligible nodes running it, \(failed) failed, "
+            + "\(eligible - finished) in progress (\(statuses.count) nodes known)"
+    }
+
+    func table() -> String {
+        var rows = ["node\tinstalled\ttarget\tstate\tchunks"]
+        for s in statuses {
+            let chunks = s.chunksTotal == 0 ? "-" : "\(s.chunksHave)/\(s.chunksTotal)"
+            rows.append(
+                "\(s.node)\t\(s.installedVersion)\t\(s.targetVersion == 0 ? "-" : "\(s.targetVersion)")\t"
+                    + "\(s.state.name)\t\(chunks)")
+        }
+        return alignedColumns(rows.joined(separator: "\n"))
+    }
+}
+
+/// A progress bar on one line: redrawn in place on a terminal, one line per update otherwise.
+func progressLine(_ label: String, done: Int, total: Int) {
+    let width = 30
+    let filled = total == 0 ? 0 : min(width, done * width / total)
+    let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+    let text = "[\(bar)] \(done)/\(total) \(label)"
+    if isatty(1) != 0 {
+        FileHandle.standardOutput.write(Data(("\r\u{1b}[K" + text).utf8))
+    } else {
+        print(text)
+    }
+}
+
+func finishProgressLine() {
+    if isatty(1) != 0 { print("") }
+}
