@@ -32,6 +32,14 @@ enum ControlProtocol {
                 ("syncs_served", "\(c.syncsServed)"), ("probes_sent", "\(c.probesSent)"),
                 ("suspicions_raised", "\(c.suspicionsRaised)"), ("refutations", "\(c.refutations)"),
                 ("events_delivered", "\(c.eventsDelivered)"),
+                ("firmware_version", "\(node.installedVersion)"), ("update_state", node.updateState.name),
+                ("target_version", node.heldReleaseInstallable ? "\(node.heldRelease?.version ?? 0)" : "0"),
+                ("chunks_verified_held", "\(node.releaseHaves?.setCount ?? 0)"),
+                ("chunks_total", "\(node.releaseHaves?.count ?? 0)"),
+                ("chunks_verified", "\(c.chunksVerified)"), ("bad_chunks", "\(c.badChunks)"),
+                ("bytes_downloaded", "\(c.bytesDownloaded)"), ("bytes_served", "\(c.bytesServed)"),
+                ("manifests_accepted", "\(c.manifestsAccepted)"), ("manifests_refused", "\(c.manifestsRefused)"),
+                ("chunk_requests_failed", "\(c.chunkRequestsFailed)"),
             ]
             return lines.map { $0.0 + "\t" + $0.1 + "\n" }.joined()
         case "members":

@@ -171,6 +171,23 @@ import Testing
         #expect(fleet.nodes[1].heldRelease == nil)
     }
 
+    /// After a rollout the fleet goes quiet: an hour costs each node its probes and a few advertisements.
+    @Test func settledFleetAdvertisesRarely() throws {
+        let fleet = TestFleet(count: 8, seed: 12, release: ReleaseSwarmTests.settings())
+        #expect(fleet.runUntil(deadline: 10_000) { fleet.converged() } != nil)
+        ReleaseSwarmTests.push(try ReleaseSwarmTests.release(version: 2, size: 200_000), to: 0, in: fleet)
+        #expect(fleet.runUntil(deadline: fleet.now + 30_000) { ReleaseSwarmTests.complete(fleet) } != nil)
+        for n in fleet.nodes { n.reportUpdate(.committed, installedVersion: 2, now: fleet.now) }
+        fleet.run(until: fleet.now + 3_600_000)  // Trickle intervals grow to their maximum
+        let before = fleet.nodes.map { $0.counters.advertisementsSent }
+        fleet.run(until: fleet.now + 3_600_000)
+        let sent = fleet.nodes.enumerated().map { $1.counters.advertisementsSent - before[$0] }
+        // Trickle at its longest interval (1,024 s): at most about 3.5 per node per hour, fewer when suppressed.
+        #expect(sent.allSatisfy { $0 <= 4 }, "advertisements per node in an hour: \(sent)")
+        #expect(sent.reduce(0, +) >= 4, "the fleet stopped advertising altogether: \(sent)")
+        print("settled fleet: advertisements per node in an hour: \(sent)")
+    }
+
     @Test func trickleBacksOffWhenNothingChanges() {
         var rng = DeterministicRandom(seed: 1)
         var t = Trickle(minimum: 1_000, maximum: 1_024_000, redundancy: 1, now: 0, rng: &rng)

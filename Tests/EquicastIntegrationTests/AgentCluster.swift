@@ -59,7 +59,8 @@ final class AgentCluster {
     /// Starts node i, bound to 127.0.0.1 and joining through node 0 unless told otherwise. `launcher` runs the
     /// agent through another command (`ip netns exec NAME`).
     func start(
-        _ i: Int, key: String = "fleet.key", bind: String? = nil, seeds: [String]? = nil, launcher: [String] = []
+        _ i: Int, key: String = "fleet.key", bind: String? = nil, seeds: [String]? = nil, launcher: [String] = [],
+        extra: [String] = []
     ) throws {
         let state = directory + "/n\(i)"
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
@@ -70,6 +71,7 @@ final class AgentCluster {
         ]
         let seedList = seeds ?? (i == 0 ? [] : ["127.0.0.1:\(port(0))"])
         if !seedList.isEmpty { args += ["--Seeds", seedList.joined(separator: ",")] }
+        args += extra
         if let command = launcher.first {
             p.executableURL = URL(fileURLWithPath: command)
             p.arguments = Array(launcher.dropFirst()) + [AgentCluster.daemonPath] + args + fastTimers

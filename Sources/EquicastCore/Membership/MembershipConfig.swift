@@ -117,6 +117,8 @@ public struct NodeCounters: Equatable, Sendable {
     public var bytesDownloaded: UInt64 = 0
     public var bytesServed: UInt64 = 0
     public var chunkRequestsFailed: UInt64 = 0
+    /// Release advertisements sent (Trickle, and answers to nodes found behind).
+    public var advertisementsSent: UInt64 = 0
 
     public init() {}
 }

@@ -138,6 +138,9 @@ extension Node {
         guard state != updateState || version != nil else { return }
         updateState = state
         publishStatus(now: now)
+        // The end of an update is what operators wait for: advertise it again soon (Trickle from its minimum)
+        // in case the gossip of it missed some nodes; statuses are not part of the membership pulls.
+        if state.isFinal { trickle.hearInconsistent(now: now, rng: &rng) }
     }
 
     // MARK: gossip
@@ -174,8 +177,8 @@ extension Node {
 
     func heardStatus(_ st: NodeStatus, from sender: NodeID, now: UInt64) {
         if st.node == id {
-            // A status of ours from an earlier life (state lost): outrank it.
-            if st.sequence >= statusSequence {
+            // A status of ours from an earlier life (state lost): outrank it. An echo of the current one is not.
+            if st.sequence > statusSequence {
                 statusSequence = st.sequence
                 publishStatus(now: now)
             }
@@ -200,6 +203,7 @@ extension Node {
         var items: [GossipItem] = []
         if let t = transfer { items.append(.release(t.advert)) }
         items.append(.status(ownStatus))
+        counters.advertisementsSent += 1
         send(Message(type: .gossip, digest: digest, items: items), to: member, address: address)
     }
 
@@ -242,7 +246,8 @@ extension Node {
     }
 
     func releaseTick(now: UInt64) {
-        if trickle.poll(now: now, rng: &rng), !present.isEmpty, !isLeaving {
+        // A node without release keys takes no part in releases: no advertisements, no statuses.
+        if trickle.poll(now: now, rng: &rng), !present.isEmpty, !isLeaving, !releaseSettings.trustedKeys.isEmpty {
             let target = fanoutPeers(round: round &+ 7)[0]
             if let m = table[target] { advertise(to: target, address: m.address) }
         }

@@ -1,0 +1,95 @@
+import EquicastCore
+import EquicastCrypto
+import Foundation
+import Testing
+
+/// Releases between real agent processes on loopback: pushed with the real `equicast rollout push`, spread by the
+/// agents, assembled, installed by a real InstallCommand, and compared with the source image byte for byte.
+@Suite(.serialized) struct RolloutTests {
+    static var cliPath: String { AgentCluster.repository.appendingPathComponent(".build/debug/equicast").path }
+
+    /// A deterministic image with firmware-like structure: runs of repeated blocks among pseudo-random bytes.
+    static func image(size: Int, seed: UInt64) -> [UInt8] {
+        var rng = DeterministicRandom(seed: seed)
+        var out = [UInt8]()
+        out.reserveCapacity(size)
+        while out.count < size {
+            let word = rng.next()
+            if word % 4 == 0 {
+                out += [UInt8](repeating: UInt8(word >> 8 & 0xff), count: Int(word >> 16 % 512))
+            } else {
+                for k in 0..<8 { out.append(UInt8(truncatingIfNeeded: word >> (8 * UInt64(k)))) }
+            }
+        }
+        return Array(out.prefix(size))
+    }
+
+    /// Writes the release key's public half, builds a signed release of `image` as an .eqr file.
+    static func makeRelease(in cluster: AgentCluster, image: [UInt8], version: UInt64) throws -> String {
+        let key = try Ed25519.SigningKey(seed: [UInt8](repeating: 0x42, count: 32))
+        let pub = key.publicKey.bytes.map { String(format: "%02x", $0) }.joined() + "\n"
+        try Data(pub.utf8).write(to: URL(fileURLWithPath: cluster.directory + "/release.pub"))
+        let built = try ReleaseBuilder.build(
+            image: image, product: "test-gw", version: version, createdAt: 1, policy: RolloutPolicy(), key: key)
+        let path = cluster.directory + "/v\(version).eqr"
+        try Data(ReleaseFile.encode(built.manifest, chunks: built.chunks)).write(to: URL(fileURLWithPath: path))
+        try Data(image).write(to: URL(fileURLWithPath: cluster.directory + "/v\(version).img"))
+        return path
+    }
+
+    static func releaseFlags(_ cluster: AgentCluster, _ i: Int) -> [String] {
+        let state = cluster.directory + "/n\(i)"
+        return [
+            "--ReleasePublicKeyFile", cluster.directory + "/release.pub", "--Product", "test-gw", "--FirmwareVersion",
+            "1", "--InstallCommand", "cp \"$EQUICAST_IMAGE\" \(state)/installed.img",
+            "--HealthCommand", "test -s \(state)/installed.img",
+        ]
+    }
+
+    static func run(_ arguments: [String]) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: cliPath)
+        p.arguments = arguments
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let out = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: out, as: UTF8.self))
+    }
+
+    @Test func sixteenMiBReleaseReachesEightAgents() throws {
+        let cluster = AgentCluster(name: "rollout")
+        let image = RolloutTests.image(size: 16 << 20, seed: 11)
+        let file = try RolloutTests.makeRelease(in: cluster, image: image, version: 2)
+        for i in 0..<8 { try cluster.start(i, extra: RolloutTests.releaseFlags(cluster, i)) }
+        #expect(cluster.waitFor(seconds: 15) { (0..<8).allSatisfy { cluster.members($0)?.count == 8 } } != nil)
+        let (pushStatus, pushOutput) = try RolloutTests.run([
+            "rollout", "push", file, "--agent", "127.0.0.1:\(cluster.port(0))", "--fleet-key",
+            cluster.directory + "/fleet.key",
+        ])
+        #expect(pushStatus == 0, "\(pushOutput)")
+        let (watchStatus, watchOutput) = try RolloutTests.run([
+            "rollout", "status", "--agent", "127.0.0.1:\(cluster.port(5))", "--fleet-key",
+            cluster.directory + "/fleet.key", "--watch", "--within", "120",
+        ])
+        #expect(watchStatus == 0, "\(watchOutput)")
+        #expect(watchOutput.contains("8 of 8 eligible nodes running it"))
+        let source = Digest256(hashing: image)
+        for i in 0..<8 {
+            let installed = try [UInt8](
+                Data(contentsOf: URL(fileURLWithPath: cluster.directory + "/n\(i)/installed.img")))
+            #expect(Digest256(hashing: installed) == source, "node \(i)")
+            #expect(cluster.status(i)?["firmware_version"] == "2")
+            #expect(cluster.status(i)?["update_state"] == "committed")
+        }
+        // Every byte fetched was served by some agent, and not all of it by the origin. (On loopback, with no
+        // bandwidth limit, the origin answers at once and serves most; the simulator measures the swarm.)
+        let served = (0..<8).map { Int(cluster.status($0)?["bytes_served"] ?? "") ?? 0 }
+        let fetched = (0..<8).map { Int(cluster.status($0)?["bytes_downloaded"] ?? "") ?? 0 }.reduce(0, +)
+        #expect(served.reduce(0, +) == fetched)
+        #expect(served[1...].reduce(0, +) > 0)
+        print("origin served \(served[0]) of \(fetched) bytes fetched by 7 agents")
+    }
+}
