@@ -227,7 +227,11 @@ extension Daemon {
 
     func failUpdate(_ why: String, now: UInt64) {
         log.log(.error, "update failed: \(why)")
-        try? releaseStore.map { try FileSystem.remove($0.imagePath) }
+        if let store = releaseStore {
+            do throws(PosixError) { try FileSystem.remove(store.imagePath) } catch {
+                log.log(.warning, "cannot remove the partial image: \(error)")
+            }
+        }
         setUpdate(.failed, now: now)
     }
 

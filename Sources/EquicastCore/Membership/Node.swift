@@ -131,7 +131,8 @@ public final class Node {
     var rejectedReleases: [Digest256]
     /// An announced release whose manifest is being fetched: from whom, by which stream.
     var manifestFetch: (advert: ReleaseAdvert, stream: UInt64, startedAt: UInt64, peer: NodeID, address: SocketAddress)?
-    var chunkFetches: [UInt64: (peer: NodeID, address: SocketAddress, index: Int, startedAt: UInt64)] = [:]
+    /// Chunk requests in flight (at most `chunkRequestsMax`, so a list).
+    var chunkFetches: [ChunkFetch] = []
     var trickle: Trickle
     var statusSequence: UInt64
     var fleet: [NodeID: NodeStatus] = [:]

@@ -29,6 +29,15 @@ public struct ReleaseSettings: Sendable {
     public init() {}
 }
 
+/// A chunk request in flight: which stream, to whom, for which chunk, since when.
+struct ChunkFetch {
+    let stream: UInt64
+    let peer: NodeID
+    let address: SocketAddress
+    let index: Int
+    let startedAt: UInt64
+}
+
 /// Storage work the driver does for the node; the node itself never touches a file.
 public enum StorageRequest: Equatable, Sendable {
     /// Keep this release's manifest (it is now the release this node holds), find which of its chunks are
@@ -233,7 +242,7 @@ extension Node {
     func releaseDeadline() -> UInt64 {
         var t = trickle.deadline
         if let f = manifestFetch { t = min(t, f.startedAt + releaseSettings.requestTimeout) }
-        for f in chunkFetches.values { t = min(t, f.startedAt + releaseSettings.requestTimeout) }
+        for f in chunkFetches { t = min(t, f.startedAt + releaseSettings.requestTimeout) }
         if havesPending { t = min(t, nextHaves) }
         return t
     }
@@ -256,8 +265,8 @@ extension Node {
             counters.chunkRequestsFailed += 1
         }
         var late: [UInt64] = []
-        for (sid, f) in chunkFetches where now >= f.startedAt + releaseSettings.requestTimeout { late.append(sid) }
-        for sid in late.sorted() { transferStreamFailed(sid, now: now) }
+        for f in chunkFetches where now >= f.startedAt + releaseSettings.requestTimeout { late.append(f.stream) }
+        for sid in late { transferStreamFailed(sid, now: now) }
         guard transfer != nil else { return }
         if now >= nextHaves && havesPending {
             nextHaves = now + max(1, config.gossipInterval / 2)
@@ -265,7 +274,7 @@ extension Node {
             for (peer, p) in transfer!.peers where !p.toldCurrent && !p.banned && !p.haves.isComplete {
                 told.append(peer)
             }
-            for peer in told.sorted() { sendHaves(to: peer, wantsReply: false, now: now) }
+            for peer in told { sendHaves(to: peer, wantsReply: false, now: now) }
         }
         if let t = transfer, t.opened, !t.isComplete, chunkFetches.isEmpty, now >= nextDiscovery {
             // Nobody we know holds what we miss: ask a few more members (this round's fanout).
@@ -279,7 +288,7 @@ extension Node {
 
     func transferPeerAddress(_ sid: UInt64) -> SocketAddress? {
         if let f = manifestFetch, f.stream == sid { return f.address }
-        return chunkFetches[sid]?.address
+        return chunkFetches.first { $0.stream == sid }?.address
     }
 
     func transferStreamFailed(_ sid: UInt64, now: UInt64) {
@@ -288,7 +297,7 @@ extension Node {
             counters.chunkRequestsFailed += 1
             return
         }
-        guard let f = chunkFetches.removeValue(forKey: sid) else { return }
+        guard let f = takeChunkFetch(sid) else { return }
         counters.chunkRequestsFailed += 1
         guard transfer != nil else { return }
         transfer!.finished(f.index, from: f.peer)
@@ -354,7 +363,7 @@ extension Node {
                 if updateState == .announced { updateState = installedVersion > 0 ? .committed : .idle }
             }
         case (.chunkReply, .outgoing(let sid)):
-            guard let f = chunkFetches.removeValue(forKey: sid) else { return }
+            guard let f = takeChunkFetch(sid) else { return }
             guard transfer != nil else { return }
             transfer!.finished(f.index, from: f.peer)
             guard m.releaseID == transfer!.id, Int(m.index) == f.index else {
@@ -405,8 +414,7 @@ extension Node {
             transmits.append(.streamReply(connection: c, bytes: sealTransfer(reply)))
         case (.statusRequest, .accepted(let c)):
             var statuses = [ownStatus]
-            for (node, st) in fleet where node != id { statuses.append(st) }
-            statuses[1...].sort { $0.node < $1.node }
+            for node in fleet.keys.sorted() where node != id { statuses.append(fleet[node]!) }
             let reply = TransferMessage(
                 type: .statusReply, statuses: Array(statuses.prefix(TransferMessage.statusesMax)),
                 advert: transfer?.advert)
@@ -460,7 +468,7 @@ extension Node {
             return nil
         }
         counters.manifestsAccepted += 1
-        chunkFetches = [:]
+        chunkFetches = []
         var t = ReleaseTransfer(signed: signed, installable: installable)
         t.source = source
         transfer = t
@@ -501,6 +509,11 @@ extension Node {
         }
     }
 
+    func takeChunkFetch(_ sid: UInt64) -> ChunkFetch? {
+        guard let k = chunkFetches.firstIndex(where: { $0.stream == sid }) else { return nil }
+        return chunkFetches.remove(at: k)
+    }
+
     func schedulePulls(now: UInt64) {
         guard let t = transfer, t.opened, !t.isComplete, !isLeaving else { return }
         let picks = t.choose(
@@ -510,7 +523,7 @@ extension Node {
             guard let address = transfer!.peers[peer]?.address else { continue }
             let sid = nextStreamID
             nextStreamID += 1
-            chunkFetches[sid] = (peer: peer, address: address, index: index, startedAt: now)
+            chunkFetches.append(ChunkFetch(stream: sid, peer: peer, address: address, index: index, startedAt: now))
             transfer!.started(index, from: peer)
             let request = TransferMessage(type: .chunkRequest, releaseID: t.id, index: UInt16(index))
             transmits.append(.streamOpen(id: sid, to: address, bytes: sealTransfer(request)))

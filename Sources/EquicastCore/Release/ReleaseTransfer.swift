@@ -78,27 +78,32 @@ struct ReleaseTransfer {
     /// request slot, preferring peers that are still downloading over those that hold everything. Returns (peer, chunk index) pairs; the caller sends them and calls `started`.
     func choose(perPeer: Int, total: Int, inFlightNow: Int, rng: inout DeterministicRandom) -> [(NodeID, Int)] {
         guard opened, inFlightNow < total else { return [] }
+        // Peers in id order (dictionary order is not deterministic; the simulator must be).
         var usable: [(NodeID, Peer)] = []
-        for (id, p) in peers where !p.banned && p.inFlight < perPeer && !p.haves.isEmpty { usable.append((id, p)) }
-        guard !usable.isEmpty else { return [] }
-        usable.sort { $0.0 < $1.0 }  // dictionary order is not deterministic; the simulator must be
-        // Rarity per wanted chunk.
-        var candidates: [(rarity: Int, tie: UInt64, index: Int)] = []
-        for i in 0..<chunkCount where !have.contains(i) && !requested.contains(i) {
-            var n = 0
-            for (_, p) in usable where p.haves.contains(i) { n += 1 }
-            if n > 0 { candidates.append((n, rng.next(), i)) }
+        for id in peers.keys.sorted() {
+            let p = peers[id]!
+            if !p.banned && p.inFlight < perPeer && !p.haves.isEmpty { usable.append((id, p)) }
         }
-        candidates.sort { ($0.rarity, $0.tie) < ($1.rarity, $1.tie) }
+        guard !usable.isEmpty else { return [] }
+        // Wanted chunks by rarity, random among equals: rarity (< 64), 16 random bits and the index (< 65,536)
+        // packed into one sortable word.
+        var candidates: [UInt64] = []
+        for i in 0..<chunkCount where !have.contains(i) && !requested.contains(i) {
+            var n: UInt64 = 0
+            for (_, p) in usable where p.haves.contains(i) { n += 1 }
+            if n > 0 { candidates.append(n << 32 | (rng.next() & 0xffff) << 16 | UInt64(i)) }
+        }
+        candidates.sort()
         var slots: [Int] = usable.map { perPeer - $0.1.inFlight }
         var out: [(NodeID, Int)] = []
         var budget = total - inFlightNow
-        for c in candidates where budget > 0 {
+        for word in candidates where budget > 0 {
+            let index = Int(word & 0xffff)
             // Peers still downloading first: what they serve is upload capacity a star would leave unused, and
             // it spares the nodes holding everything (the origin above all) for the chunks only they have.
             var holders: [Int] = []
             var seeds: [Int] = []
-            for (k, u) in usable.enumerated() where slots[k] > 0 && u.1.haves.contains(c.index) {
+            for (k, u) in usable.enumerated() where slots[k] > 0 && u.1.haves.contains(index) {
                 if u.1.haves.isComplete { seeds.append(k) } else { holders.append(k) }
             }
             if holders.isEmpty { holders = seeds }
@@ -106,7 +111,7 @@ struct ReleaseTransfer {
             let k = holders[rng.below(holders.count)]
             slots[k] -= 1
             budget -= 1
-            out.append((usable[k].0, c.index))
+            out.append((usable[k].0, index))
         }
         return out
     }
