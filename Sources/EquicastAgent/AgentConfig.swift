@@ -107,7 +107,7 @@ public struct AgentConfig: Equatable {
         func address(_ text: String) throws(ConfigError) -> SocketAddress {
             do throws(PosixError) { return try SocketAddress.parse(text) } catch { throw bad(error.description) }
         }
-        switch key.lowercased() {
+        switch asciiLowercased(key) {
         case "bindaddress": bindAddress = try address(value)
         case "advertiseaddress": advertiseAddress = try address(value)
         case "seeds":
@@ -125,7 +125,7 @@ public struct AgentConfig: Equatable {
             guard value.utf8.count <= 64 else { throw bad("at most 64 bytes") }
             nodeName = value
         case "encryptionenabled":
-            switch value.lowercased() {
+            switch asciiLowercased(value) {
             case "true", "yes", "on", "1": encryptionEnabled = true
             case "false", "no", "off", "0": encryptionEnabled = false
             default: throw bad("expected true or false")
@@ -177,6 +177,14 @@ public struct AgentConfig: Equatable {
     }
 }
 
+/// `s` with ASCII capitals made small and everything else left alone. Keys and keywords are ASCII; the
+/// standard library's `lowercased()` would link about 17 KiB of Unicode case tables into the device binary.
+func asciiLowercased(_ s: String) -> String {
+    var bytes = Array(s.utf8)
+    for i in bytes.indices where bytes[i] >= 0x41 && bytes[i] <= 0x5a { bytes[i] += 0x20 }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
 func trimmed(_ s: String) -> String {
     var chars = Substring(s)
     while let f = chars.first, f == " " || f == "\t" || f == "\r" { chars.removeFirst() }
@@ -209,7 +217,7 @@ extension AgentConfig {
                 i += 1
                 value = arguments[i]
             }
-            if key.lowercased() == "config" { path = value } else { overrides.append((key, value)) }
+            if asciiLowercased(key) == "config" { path = value } else { overrides.append((key, value)) }
             i += 1
         }
         if let path {

@@ -66,20 +66,20 @@ extension Daemon {
                 do throws(PosixError) {
                     try FileSystem.writeFileAtomically(store.heldManifestPath, manifest, mode: 0o600)
                 } catch {
-                    log.log(.error, "cannot keep the manifest of release \(id.hex.prefix(16)): \(error)")
+                    log.log(.error, "cannot keep the manifest of release \(id.shortHex): \(error)")
                 }
                 guard let held = node.heldManifest else { continue }
                 let present = store.present(held.manifest)
                 if present.setCount > 0 {
                     log.log(
                         .info,
-                        "release \(id.hex.prefix(16)): \(present.setCount) of \(present.count) chunks already stored")
+                        "release \(id.shortHex): \(present.setCount) of \(present.count) chunks already stored")
                 }
                 node.releaseOpened(id, present: present, now: now)
             case .storeChunk(let release, let index, let bytes):
-                guard let held = node.heldManifest, held.releaseID == release else { continue }
+                guard let chunk = node.heldChunk(index, of: release) else { continue }
                 do throws(PosixError) {
-                    try store.store(held.manifest.chunks[index].id, bytes)
+                    try store.store(chunk.id, bytes)
                 } catch {
                     node.chunkStoreFailed(release: release, index: index, now: now)
                     if node.heldReleaseInstallable && !record.state.isFinal && record.state != .failed {
@@ -88,17 +88,14 @@ extension Daemon {
                 }
             case .readChunk(let connection, let release, let index):
                 var bytes: [UInt8]?
-                if let held = node.heldManifest, held.releaseID == release, index < held.manifest.chunks.count {
-                    let c = held.manifest.chunks[index]
-                    bytes = store.read(c.id, size: Int(c.compressedSize))
-                }
+                if let c = node.heldChunk(index, of: release) { bytes = store.read(c.id, size: Int(c.compressedSize)) }
                 node.serveChunk(connection: connection, release: release, index: index, bytes: bytes, now: now)
             case .discardChunk(let release, let index):
-                guard let held = node.heldManifest, held.releaseID == release else { continue }
+                guard let chunk = node.heldChunk(index, of: release) else { continue }
                 log.log(
-                    .warning, "chunk \(index) of release \(release.hex.prefix(16)) read back damaged; fetching it again"
+                    .warning, "chunk \(index) of release \(release.shortHex) read back damaged; fetching it again"
                 )
-                store.discard(held.manifest.chunks[index].id)
+                store.discard(chunk.id)
             }
         }
     }

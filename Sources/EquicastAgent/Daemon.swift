@@ -209,14 +209,14 @@ public final class Daemon {
         case .releaseAccepted(let a, let installable):
             log.log(
                 .info,
-                "release \(a.releaseID.hex.prefix(16)) version \(a.version): manifest verified, "
+                "release \(a.releaseID.shortHex) version \(a.version): manifest verified, "
                     + (installable ? "downloading" : "spreading it (not for this device)"))
         case .releaseRefused(let error, let from): log.log(.warning, "refused a release from \(from): \(error)")
-        case .releaseDownloaded(let id): log.log(.info, "release \(id.hex.prefix(16)): every chunk verified")
+        case .releaseDownloaded(let id): log.log(.info, "release \(id.shortHex): every chunk verified")
         case .integrityViolation(let peer, let address, let release, let chunk):
             log.log(
                 .warning,
-                "peer \(peer) at \(address) served chunk \(chunk) of release \(release.hex.prefix(16)) that does "
+                "peer \(peer) at \(address) served chunk \(chunk) of release \(release.shortHex) that does "
                     + "not match its id; it is no longer asked")
         }
     }

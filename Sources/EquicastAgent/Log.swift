@@ -7,7 +7,7 @@ public enum LogLevel: Int, Comparable, Sendable {
     case debug = 3
 
     public init?(name: String) {
-        switch name.lowercased() {
+        switch asciiLowercased(name) {
         case "error": self = .error
         case "warning", "warn": self = .warning
         case "info": self = .info

@@ -103,9 +103,20 @@ final class ReleaseStore {
     /// After an install: chunks of the previously installed release that the new one does not use are deleted.
     func collectGarbage(installed: ReleaseManifest, previous: ReleaseManifest?) {
         guard let previous else { return }
-        var keep = Set<Digest256>()
-        for c in installed.chunks { keep.insert(c.id) }
-        for c in previous.chunks where !keep.contains(c.id) { discard(c.id) }
+        // The first 64 bits of each id kept, sorted: a chunk whose prefix matches is kept (a collision only
+        // leaves a file behind), and no Set of digests is compiled into the device binary.
+        var keep = installed.chunks.map { $0.id.words.0 }
+        keep.sort()
+        for c in previous.chunks {
+            let w = c.id.words.0
+            var lo = 0
+            var hi = keep.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if keep[mid] < w { lo = mid + 1 } else { hi = mid }
+            }
+            if lo == keep.count || keep[lo] != w { discard(c.id) }
+        }
     }
 
     func loadRecord() -> UpdateRecord? {

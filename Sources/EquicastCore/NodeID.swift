@@ -30,3 +30,13 @@ public struct NodeID: Hashable, Comparable, Sendable, CustomStringConvertible {
         rawValue = v
     }
 }
+
+extension Sequence where Element == NodeID {
+    /// The ids in increasing order. Device code sorts nothing but `[UInt64]` with `<`: every other element type
+    /// or comparison closure compiles a sort of its own, about 2 KiB of aarch64 code each.
+    func sortedIDs() -> [NodeID] {
+        var raw = map { $0.rawValue }
+        raw.sort()
+        return raw.map { NodeID(rawValue: $0) }
+    }
+}

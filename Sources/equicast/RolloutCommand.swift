@@ -128,7 +128,7 @@ struct RolloutPush: ParsableCommand {
         if sent > 0 { finishProgressLine() }
         print(
             "pushed \(manifest.product) version \(manifest.version) to \(fleet.agent): \(sent) chunks sent, "
-                + "\(already) already there; release \(releaseID.hex.prefix(16)) is spreading. Follow it with "
+                + "\(already) already there; release \(releaseID.shortHex) is spreading. Follow it with "
                 + "'equicast rollout status --agent \(fleet.agent) --watch'.")
     }
 }

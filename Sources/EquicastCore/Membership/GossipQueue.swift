@@ -1,3 +1,5 @@
+import EquicastCrypto
+
 /// The piggyback queue: changes waiting to be gossiped, each sent a bounded number of times (about
 /// lambda * log(N), enough for epidemic spread to reach every node with high probability), least-sent first and,
 /// among equally sent, the most recently queued or sent first. A newer change about the same member replaces

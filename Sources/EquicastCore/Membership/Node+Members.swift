@@ -116,12 +116,10 @@ extension Node {
     /// Declares failed every suspect whose time is up.
     func expireSuspicions(now: UInt64) {
         guard let soonest = nextSuspicionDeadline(), now >= soonest else { return }
-        var expired: [(NodeID, UInt64)] = []
-        for (member, s) in suspicions where now >= suspicionDeadline(s) {
-            expired.append((member, s.incarnation))
-        }
-        for (member, inc) in expired.sorted(by: { $0.0 < $1.0 }) {
-            guard let m = table[member] else { continue }
+        var expired: [NodeID] = []
+        for (member, s) in suspicions where now >= suspicionDeadline(s) { expired.append(member) }
+        for member in expired.sortedIDs() {
+            guard let inc = suspicions[member]?.incarnation, let m = table[member] else { continue }
             let u = MemberUpdate(state: .failed, id: member, incarnation: inc, address: m.address, reporter: id)
             if apply(u, now: now) { enqueueNews(.member(u), now: now) }
         }

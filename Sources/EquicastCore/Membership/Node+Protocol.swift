@@ -120,9 +120,10 @@ extension Node {
 
     public func handleTimeout(now: UInt64) {
         // Probes: direct timeout -> indirect; indirect timeout -> suspect.
-        var dueProbes: [UInt32] = []
-        for (pid, p) in probes where now >= p.deadline { dueProbes.append(pid) }
-        for pid in dueProbes.sorted() { probeTimedOut(pid, now: now) }
+        var dueProbes: [UInt64] = []
+        for (pid, p) in probes where now >= p.deadline { dueProbes.append(UInt64(pid)) }
+        dueProbes.sort()
+        for pid in dueProbes { probeTimedOut(UInt32(truncatingIfNeeded: pid), now: now) }
         var dueForwards: [UInt32] = []
         for (pid, f) in forwarded where now >= f.deadline { dueForwards.append(pid) }
         for pid in dueForwards { forwarded[pid] = nil }
@@ -288,9 +289,21 @@ extension Node {
             if candidates.count >= Node.introductionSize { extraRing = true }
         }
         func distance(_ m: Member) -> UInt64 { min(m.id.rawValue &- joiner.rawValue, joiner.rawValue &- m.id.rawValue) }
-        candidates.sort { distance($0) < distance($1) || (distance($0) == distance($1) && $0.id < $1.id) }
+        func closer(_ a: Member, _ b: Member) -> Bool {
+            distance(a) < distance(b) || (distance(a) == distance(b) && a.id < b.id)
+        }
+        // The nearest `nearCount`, in order, by insertion (a sort with this comparison would be one more sort in
+        // device code; see `sortedIDs`).
         let nearCount = Node.introductionSize * 3 / 4
-        var chosen = Array(candidates.prefix(nearCount))
+        var nearest: [Int] = []
+        for (i, m) in candidates.enumerated() {
+            var at = nearest.count
+            while at > 0 && closer(m, candidates[nearest[at - 1]]) { at -= 1 }
+            guard at < nearCount else { continue }
+            nearest.insert(i, at: at)
+            if nearest.count > nearCount { nearest.removeLast() }
+        }
+        var chosen = nearest.map { candidates[$0] }
         var attempts = 0
         let others = present.count - (table.presentPosition(joiner) == nil ? 0 : 1)
         while chosen.count < Node.introductionSize && chosen.count < others && attempts < 4 * Node.introductionSize {
@@ -312,21 +325,23 @@ extension Node {
     func differingBuckets(_ theirs: [UInt64], counts theirCounts: [UInt16]) -> [GossipItem] {
         let n = theirs.count
         let ours = bucketSummary(n)
-        var ahead: [(gain: Int, bucket: Int)] = []
+        // Buckets where we are ahead, most gain first, then lower bucket: gain (< 65,536, counts are UInt16)
+        // inverted in the high bits, the bucket in the low 16.
+        var ahead: [UInt64] = []
         var other: [Int] = []
         let start = rng.below(n)
         for k in 0..<n {
             let b = (start + k) % n
             guard theirs[b] != ours.digests[b] else { continue }
             let gain = Int(ours.counts[b]) - Int(theirCounts[b])
-            if gain > 0 { ahead.append((gain, b)) } else { other.append(b) }
+            if gain > 0 { ahead.append((0xffff - UInt64(gain)) << 16 | UInt64(b)) } else { other.append(b) }
         }
-        ahead.sort { $0.gain > $1.gain || ($0.gain == $1.gain && $0.bucket < $1.bucket) }
+        ahead.sort()
         var items: [GossipItem] = [.member(selfUpdate)]
         var used = Message(type: .syncResponse, digest: 0).headerByteCount + items[0].encodedByteCount
         let budget = min(config.syncReplyByteBudget, FrameLimits.streamPayloadBudget)
         let shift = UInt64(64 - n.trailingZeroBitCount)
-        for b in ahead.map({ $0.bucket }) + other {
+        for b in ahead.map({ Int($0 & 0xffff) }) + other {
             var bucket: [GossipItem] = []
             var size = 0
             // Table lists are kept per coarse bucket; a fine bucket is a quarter of one.

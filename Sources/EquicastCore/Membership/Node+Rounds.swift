@@ -147,10 +147,10 @@ extension Node {
     /// and their refutations spread. Against a node that is really gone it costs one refused connection.
     func reconnect(now: UInt64) {
         guard !isLeaving, pendingSyncs.isEmpty else { return }
-        var failed: [SocketAddress] = []
-        for m in table.values where m.state == .failed { failed.append(m.address) }
+        var failed: [NodeID] = []
+        for m in table.values where m.state == .failed { failed.append(m.id) }
         guard !failed.isEmpty else { return }
-        failed.sort()
-        startSync(with: failed[rng.below(failed.count)], now: now)
+        guard let m = table[failed.sortedIDs()[rng.below(failed.count)]] else { return }
+        startSync(with: m.address, now: now)
     }
 }

@@ -214,7 +214,7 @@ public final class Node {
     // MARK: getters
 
     /// Every member this node knows, itself included, in id order.
-    public var members: [Member] { table.values.sorted { $0.id < $1.id } }
+    public var members: [Member] { table.values.map { $0.id }.sortedIDs().map { table[$0]! } }
     public func member(_ id: NodeID) -> Member? { table[id] }
     /// Members other than self that are alive or suspect.
     public var presentCount: Int { present.count }

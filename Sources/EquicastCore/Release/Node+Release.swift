@@ -61,12 +61,17 @@ extension Node {
     /// The release this node holds and spreads, if any.
     public var heldRelease: ReleaseAdvert? { transfer?.advert }
     public var heldManifest: SignedManifest? { transfer?.signed }
+    /// Chunk `index` of the held release, when `release` is the one held.
+    public func heldChunk(_ index: Int, of release: Digest256) -> ChunkEntry? {
+        guard let t = transfer, t.id == release, index >= 0, index < t.chunkCount else { return nil }
+        return t.signed.manifest.chunks[index]
+    }
     /// Whether this node will install the release it holds.
     public var heldReleaseInstallable: Bool { transfer?.installable ?? false }
     /// Chunks of the held release verified here.
     public var releaseHaves: ChunkBitfield? { transfer?.have }
     /// What this node knows of every node's firmware, itself included, in id order.
-    public var fleetStatuses: [NodeStatus] { fleet.values.sorted { $0.node < $1.node } }
+    public var fleetStatuses: [NodeStatus] { fleet.keys.sortedIDs().map { fleet[$0]! } }
 
     var ownStatus: NodeStatus {
         let target = transfer.flatMap { $0.installable ? $0 : nil }
@@ -250,7 +255,7 @@ extension Node {
     /// Peers to tell that our bitfield changed: those we exchange with that still miss chunks.
     var havesPending: Bool {
         guard let t = transfer, t.opened else { return false }
-        for p in t.peers.values where !p.toldCurrent && !p.banned && !p.haves.isComplete { return true }
+        for p in t.peers.all where !p.toldCurrent && !p.banned && !p.haves.isComplete { return true }
         return false
     }
 
@@ -271,8 +276,8 @@ extension Node {
         if now >= nextHaves && havesPending {
             nextHaves = now + max(1, config.gossipInterval / 2)
             var told: [NodeID] = []
-            for (peer, p) in transfer!.peers where !p.toldCurrent && !p.banned && !p.haves.isComplete {
-                told.append(peer)
+            for p in transfer!.peers.all where !p.toldCurrent && !p.banned && !p.haves.isComplete {
+                told.append(p.id)
             }
             for peer in told { sendHaves(to: peer, wantsReply: false, now: now) }
         }
@@ -414,7 +419,7 @@ extension Node {
             transmits.append(.streamReply(connection: c, bytes: sealTransfer(reply)))
         case (.statusRequest, .accepted(let c)):
             var statuses = [ownStatus]
-            for node in fleet.keys.sorted() where node != id { statuses.append(fleet[node]!) }
+            for node in fleet.keys.sortedIDs() where node != id { statuses.append(fleet[node]!) }
             let reply = TransferMessage(
                 type: .statusReply, statuses: Array(statuses.prefix(TransferMessage.statusesMax)),
                 advert: transfer?.advert)
@@ -489,7 +494,7 @@ extension Node {
         transfer!.have.insert(index)
         counters.chunksVerified += 1
         storage.append(.storeChunk(release: transfer!.id, index: index, bytes: bytes))
-        for p in transfer!.peers.keys { transfer!.peers[p]!.toldCurrent = false }
+        transfer!.peers.markAllUntold()
         downloadProgressed(now: now)
     }
 

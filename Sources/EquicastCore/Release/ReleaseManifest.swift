@@ -213,7 +213,7 @@ public struct SignedManifest: Equatable, Sendable {
         let keyStart = signatureStart - Ed25519.publicKeyByteCount
         let keyBytes = Array(bytes[keyStart..<signatureStart])
         guard let signer = trustedKeys.first(where: { $0.bytes == keyBytes }) else {
-            throw .untrustedSigner(keyHex: hexBytes(keyBytes))
+            throw .untrustedSigner(keyHex: hexString(keyBytes))
         }
         let signature = Array(bytes[signatureStart...])
         let valid = bytes.withUnsafeBytes { all in
@@ -329,11 +329,7 @@ struct ManifestReader {
 
 extension Digest256 {
     /// Sixty-four lowercase hex digits, the form used in logs, file names and the CLI.
-    public var hex: String { hexBytes(bytes) }
-}
-
-func hexBytes(_ bytes: [UInt8]) -> String {
-    var s = ""
-    for b in bytes { s += hexByte(b) }
-    return s
+    public var hex: String { hexString(bytes) }
+    /// The first sixteen hex digits: enough to tell releases apart in a log line.
+    public var shortHex: String { hexString(Array(bytes[0..<8])) }
 }

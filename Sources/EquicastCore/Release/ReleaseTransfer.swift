@@ -4,6 +4,7 @@ import EquicastCrypto
 /// and the chunk requests in flight. Pure bookkeeping; `Node` does the talking.
 struct ReleaseTransfer {
     struct Peer {
+        let id: NodeID
         var address: SocketAddress
         var haves: ChunkBitfield
         var inFlight = 0
@@ -17,6 +18,38 @@ struct ReleaseTransfer {
         var heardAt: UInt64
     }
 
+    /// The peers whose bitfields are kept, in id order (the simulator needs a deterministic order), looked up
+    /// by a scan: there are at most `peersMax`, and a dictionary would cost its own specialized code on
+    /// the device.
+    struct Peers {
+        private(set) var all: [Peer] = []
+
+        var count: Int { all.count }
+
+        subscript(id: NodeID) -> Peer? {
+            get {
+                for p in all where p.id == id { return p }
+                return nil
+            }
+            set {
+                var at = 0
+                while at < all.count && all[at].id < id { at += 1 }
+                let present = at < all.count && all[at].id == id
+                switch (newValue, present) {
+                case (let p?, true): all[at] = p
+                case (let p?, false): all.insert(p, at: at)
+                case (nil, true): all.remove(at: at)
+                case (nil, false): break
+                }
+            }
+        }
+
+        /// Every peer is to be told our bitfield again.
+        mutating func markAllUntold() {
+            for i in all.indices { all[i].toldCurrent = false }
+        }
+    }
+
     let signed: SignedManifest
     let advert: ReleaseAdvert
     /// False when this node holds the release only to spread it (another product, or not newer than what it
@@ -28,7 +61,7 @@ struct ReleaseTransfer {
     /// The member whose announcement led us to it (it holds the manifest and probably chunks).
     var source: NodeID?
     var requested: ChunkBitfield
-    var peers: [NodeID: Peer] = [:]
+    var peers = Peers()
     var bytesDownloaded: UInt64 = 0
     var bytesServed: UInt64 = 0
 
@@ -62,14 +95,14 @@ struct ReleaseTransfer {
             // Forget the least recently heard peer with nothing in flight.
             var victim: NodeID?
             var oldest = UInt64.max
-            for (id, p) in peers where p.inFlight == 0 && p.heardAt < oldest {
+            for p in peers.all where p.inFlight == 0 && p.heardAt < oldest {
                 oldest = p.heardAt
-                victim = id
+                victim = p.id
             }
             guard let v = victim else { return false }
             peers[v] = nil
         }
-        peers[peer] = Peer(address: address, haves: haves, heardAt: now)
+        peers[peer] = Peer(id: peer, address: address, haves: haves, heardAt: now)
         return true
     }
 
@@ -78,23 +111,19 @@ struct ReleaseTransfer {
     /// request slot, preferring peers that are still downloading over those that hold everything. Returns (peer, chunk index) pairs; the caller sends them and calls `started`.
     func choose(perPeer: Int, total: Int, inFlightNow: Int, rng: inout DeterministicRandom) -> [(NodeID, Int)] {
         guard opened, inFlightNow < total else { return [] }
-        // Peers in id order (dictionary order is not deterministic; the simulator must be).
-        var usable: [(NodeID, Peer)] = []
-        for id in peers.keys.sorted() {
-            let p = peers[id]!
-            if !p.banned && p.inFlight < perPeer && !p.haves.isEmpty { usable.append((id, p)) }
-        }
+        var usable: [Peer] = []
+        for p in peers.all where !p.banned && p.inFlight < perPeer && !p.haves.isEmpty { usable.append(p) }
         guard !usable.isEmpty else { return [] }
         // Wanted chunks by rarity, random among equals: rarity (< 64), 16 random bits and the index (< 65,536)
         // packed into one sortable word.
         var candidates: [UInt64] = []
         for i in 0..<chunkCount where !have.contains(i) && !requested.contains(i) {
             var n: UInt64 = 0
-            for (_, p) in usable where p.haves.contains(i) { n += 1 }
+            for p in usable where p.haves.contains(i) { n += 1 }
             if n > 0 { candidates.append(n << 32 | (rng.next() & 0xffff) << 16 | UInt64(i)) }
         }
         candidates.sort()
-        var slots: [Int] = usable.map { perPeer - $0.1.inFlight }
+        var slots: [Int] = usable.map { perPeer - $0.inFlight }
         var out: [(NodeID, Int)] = []
         var budget = total - inFlightNow
         for word in candidates where budget > 0 {
@@ -103,15 +132,15 @@ struct ReleaseTransfer {
             // it spares the nodes holding everything (the origin above all) for the chunks only they have.
             var holders: [Int] = []
             var seeds: [Int] = []
-            for (k, u) in usable.enumerated() where slots[k] > 0 && u.1.haves.contains(index) {
-                if u.1.haves.isComplete { seeds.append(k) } else { holders.append(k) }
+            for (k, u) in usable.enumerated() where slots[k] > 0 && u.haves.contains(index) {
+                if u.haves.isComplete { seeds.append(k) } else { holders.append(k) }
             }
             if holders.isEmpty { holders = seeds }
             guard !holders.isEmpty else { continue }
             let k = holders[rng.below(holders.count)]
             slots[k] -= 1
             budget -= 1
-            out.append((usable[k].0, index))
+            out.append((usable[k].id, index))
         }
         return out
     }
