@@ -75,17 +75,15 @@ public struct AgentConfig: Equatable {
     /// Applies a whole config file's text.
     public mutating func apply(fileText: String, source: String) throws(ConfigError) {
         var lineNumber = 0
-        for rawLine in fileText.split(separator: "\n", omittingEmptySubsequences: false) {
+        for rawLine in fileText.splitBytes(0x0a) {
             lineNumber += 1
-            var line = String(rawLine)
-            if let hash = line.firstIndex(of: "#") { line = String(line[line.startIndex..<hash]) }
-            line = trimmed(line)
+            let line = (rawLine.cut(at: 0x23)?.before ?? rawLine).trimmingBlanks  // up to a '#' comment
             if line.isEmpty { continue }
-            guard let eq = line.firstIndex(of: "=") else {
+            guard let (k, v) = line.cut(at: 0x3d) else {
                 throw .malformedLine(source: source, line: lineNumber, text: line)
             }
-            let key = trimmed(String(line[line.startIndex..<eq]))
-            let value = trimmed(String(line[line.index(after: eq)...]))
+            let key = k.trimmingBlanks
+            let value = v.trimmingBlanks
             if key.isEmpty { throw .malformedLine(source: source, line: lineNumber, text: line) }
             try set(key, value, source: source, line: lineNumber)
         }
@@ -107,17 +105,17 @@ public struct AgentConfig: Equatable {
         func address(_ text: String) throws(ConfigError) -> SocketAddress {
             do throws(PosixError) { return try SocketAddress.parse(text) } catch { throw bad(error.description) }
         }
-        switch asciiLowercased(key) {
+        switch key.asciiLowercased {
         case "bindaddress": bindAddress = try address(value)
         case "advertiseaddress": advertiseAddress = try address(value)
         case "seeds":
             var list: [SocketAddress] = []
-            for part in value.split(separator: ",") where !trimmed(String(part)).isEmpty {
-                list.append(try address(trimmed(String(part))))
+            for part in value.splitBytes(0x2c) where !part.trimmingBlanks.isEmpty {
+                list.append(try address(part.trimmingBlanks))
             }
             seeds = list
         case "statedirectory":
-            guard value.hasPrefix("/") || value.hasPrefix(".") else { throw bad("expected a path") }
+            guard value.hasBytePrefix("/") || value.hasBytePrefix(".") else { throw bad("expected a path") }
             stateDirectory = value
         case "fleetkeyfile": fleetKeyFile = value
         case "controlsocket": controlSocket = value
@@ -125,7 +123,7 @@ public struct AgentConfig: Equatable {
             guard value.utf8.count <= 64 else { throw bad("at most 64 bytes") }
             nodeName = value
         case "encryptionenabled":
-            switch asciiLowercased(value) {
+            switch value.asciiLowercased {
             case "true", "yes", "on", "1": encryptionEnabled = true
             case "false", "no", "off", "0": encryptionEnabled = false
             default: throw bad("expected true or false")
@@ -146,7 +144,7 @@ public struct AgentConfig: Equatable {
         case "membersmax": membership.membersMax = try count()
         case "reconnectinterval": membership.reconnectInterval = try milliseconds()
         case "releasepublickeyfile":
-            releasePublicKeyFiles = value.split(separator: ",").map { trimmed(String($0)) }.filter { !$0.isEmpty }
+            releasePublicKeyFiles = value.splitBytes(0x2c).map { $0.trimmingBlanks }.filter { !$0.isEmpty }
         case "product":
             guard value.utf8.count <= ReleaseManifest.productByteCountMax else {
                 throw bad("longer than \(ReleaseManifest.productByteCountMax) bytes")
@@ -177,21 +175,6 @@ public struct AgentConfig: Equatable {
     }
 }
 
-/// `s` with ASCII capitals made small and everything else left alone. Keys and keywords are ASCII; the
-/// standard library's `lowercased()` would link about 17 KiB of Unicode case tables into the device binary.
-func asciiLowercased(_ s: String) -> String {
-    var bytes = Array(s.utf8)
-    for i in bytes.indices where bytes[i] >= 0x41 && bytes[i] <= 0x5a { bytes[i] += 0x20 }
-    return String(decoding: bytes, as: UTF8.self)
-}
-
-func trimmed(_ s: String) -> String {
-    var chars = Substring(s)
-    while let f = chars.first, f == " " || f == "\t" || f == "\r" { chars.removeFirst() }
-    while let l = chars.last, l == " " || l == "\t" || l == "\r" { chars.removeLast() }
-    return String(chars)
-}
-
 extension AgentConfig {
     /// Builds the configuration from `--config FILE` (if given) and then every `--Key value` or `--Key=value`
     /// flag, in order; returns it with the config file's path (for SIGHUP reloads).
@@ -202,14 +185,14 @@ extension AgentConfig {
         var i = 0
         while i < arguments.count {
             let arg = arguments[i]
-            guard arg.hasPrefix("--"), arg.count > 2 else {
+            guard arg.hasBytePrefix("--"), arg.utf8.count > 2 else {
                 throw .malformedLine(source: "command line", line: i + 1, text: arg)
             }
-            var key = String(arg.dropFirst(2))
+            var key = String(decoding: arg.utf8.dropFirst(2), as: UTF8.self)
             var value: String
-            if let eq = key.firstIndex(of: "=") {
-                value = String(key[key.index(after: eq)...])
-                key = String(key[key.startIndex..<eq])
+            if let (k, v) = key.cut(at: 0x3d) {
+                key = k
+                value = v
             } else {
                 guard i + 1 < arguments.count else {
                     throw .badValue(source: "command line", line: i + 1, key: key, value: "", reason: "needs a value")
@@ -217,7 +200,7 @@ extension AgentConfig {
                 i += 1
                 value = arguments[i]
             }
-            if asciiLowercased(key) == "config" { path = value } else { overrides.append((key, value)) }
+            if key.asciiLowercased.sameBytes("config") { path = value } else { overrides.append((key, value)) }
             i += 1
         }
         if let path {

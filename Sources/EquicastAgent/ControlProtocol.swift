@@ -6,7 +6,8 @@ import EquicastPosix
 enum ControlProtocol {
     static func respond(to request: String, daemon: Daemon, now: UInt64) -> String {
         let node = daemon.node
-        switch trimmed(request) {
+        let request = request.trimmingBlanks
+        switch request {
         case "status":
             let c = node.counters
             var lines: [(String, String)] = [
@@ -50,16 +51,15 @@ enum ControlProtocol {
             }
             return out
         default:
-            let words = trimmed(request).split(separator: " ", maxSplits: 1)
-            if words.count == 2 && words[0] == "broadcast" {
-                let payload = Array(words[1].utf8)
+            if let (verb, text) = request.cut(at: 0x20), verb.sameBytes("broadcast"), !text.isEmpty {
+                let payload = Array(text.utf8)
                 guard payload.count <= GossipEvent.payloadByteCountMax else {
                     return "error\tbroadcast payload over \(GossipEvent.payloadByteCountMax) bytes\n"
                 }
                 node.handleCommand(.broadcast(payload), now: now)
                 return "ok\tbroadcast queued\n"
             }
-            return "error\tunknown request '\(trimmed(request))' (status, members, broadcast TEXT)\n"
+            return "error\tunknown request '\(request)' (status, members, broadcast TEXT)\n"
         }
     }
 }

@@ -1,3 +1,5 @@
+import EquicastCore
+
 /// Log levels. The default, info, logs state changes (members joining and failing, syncs failing), never one
 /// line per packet; debug adds refused frames.
 public enum LogLevel: Int, Comparable, Sendable {
@@ -7,7 +9,7 @@ public enum LogLevel: Int, Comparable, Sendable {
     case debug = 3
 
     public init?(name: String) {
-        switch asciiLowercased(name) {
+        switch name.asciiLowercased {
         case "error": self = .error
         case "warning", "warn": self = .warning
         case "info": self = .info

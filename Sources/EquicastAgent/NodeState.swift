@@ -42,13 +42,9 @@ public struct NodeState: Equatable {
     init?(text: String) {
         var id: NodeID?
         var boots: UInt64?
-        for line in text.split(separator: "\n") {
-            let parts = line.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2 else { continue }
-            let key = trimmed(String(parts[0]))
-            let value = trimmed(String(parts[1]))
-            if key == "id" { id = NodeID(hex: value) }
-            if key == "boots" { boots = UInt64(value) }
+        for (key, value) in keyValueLines(text) ?? [] {
+            if key.sameBytes("id") { id = NodeID(hex: value) }
+            if key.sameBytes("boots") { boots = UInt64(value) }
         }
         guard let id, let boots else { return nil }
         self.id = id

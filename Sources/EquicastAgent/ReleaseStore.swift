@@ -155,23 +155,21 @@ struct UpdateRecord: Equatable {
     init() {}
 
     init?(text: String) {
-        for line in text.split(separator: "\n") {
-            guard let eq = line.firstIndex(of: "=") else { return nil }
-            let key = String(line[line.startIndex..<eq])
-            let value = String(line[line.index(after: eq)...])
+        guard let lines = keyValueLines(text) else { return nil }
+        for (key, value) in lines {
             switch key {
             case "installed":
                 guard let v = UInt64(value) else { return nil }
                 installedVersion = v
             case "state":
-                guard let s = UpdateState.allCases.first(where: { $0.name == value }) else { return nil }
+                guard let s = UpdateState.allCases.first(where: { $0.name.sameBytes(value) }) else { return nil }
                 state = s
             case "release":
                 guard let d = digest(value) else { return nil }
                 release = d
             case "rejected":
-                for part in value.split(separator: ",") {
-                    guard let d = digest(String(part)) else { return nil }
+                for part in value.splitBytes(0x2c, omittingEmpty: true) {
+                    guard let d = digest(part) else { return nil }
                     rejected.append(d)
                 }
             default:

@@ -49,7 +49,7 @@ public struct SelfTest {
 
     static func expectHex(_ what: String, _ actual: [UInt8], _ expectedHex: String) -> String? {
         let actualHex = hexString(actual)
-        return actualHex == expectedHex ? nil : "\(what): got \(actualHex), expected \(expectedHex)"
+        return actualHex.sameBytes(expectedHex) ? nil : "\(what): got \(actualHex), expected \(expectedHex)"
     }
 
     static func checkBLAKE2b() -> String? {

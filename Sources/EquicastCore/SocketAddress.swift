@@ -75,11 +75,5 @@ public struct SocketAddress: Hashable, Comparable, Sendable, CustomStringConvert
         return s + "]:\(port)"
     }
 
-    private func hexGroup(_ g: UInt16) -> String {
-        let hi = hexByte(UInt8(g >> 8))
-        let lo = hexByte(UInt8(g & 0xff))
-        var s = hi + lo
-        while s.count > 1 && s.hasPrefix("0") { s.removeFirst() }
-        return s
-    }
+    private func hexGroup(_ g: UInt16) -> String { String(g, radix: 16) }
 }

@@ -1,5 +1,6 @@
 import CEquicastShims
 import EquicastAgent
+import EquicastCore
 import EquicastCrypto
 
 /// equicastd: the Equicast device agent.

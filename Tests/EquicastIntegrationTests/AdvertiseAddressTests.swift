@@ -21,26 +21,14 @@ import Testing
     /// In a network namespace of its own with one veth address and no seeds, the agent announces that address.
     @Test(.enabled(if: getuid() == 0, "creates a network namespace"))
     func wildcardBindWithoutSeedsAnnouncesAnInterfaceAddress() throws {
-        let ns = "eqadv\(getpid() % 100_000)"
-        func ip(_ args: String...) throws {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-            p.arguments = args
-            try p.run()
-            p.waitUntilExit()
-            guard p.terminationStatus == 0 else {
-                throw CocoaError(.executableLoad, userInfo: [NSLocalizedDescriptionKey: "ip \(args) failed"])
-            }
-        }
-        try ip("netns", "add", ns)
-        defer { try? ip("netns", "del", ns) }
-        try ip("-n", ns, "link", "add", "v0", "type", "veth", "peer", "name", "v1")
-        try ip("-n", ns, "addr", "add", "10.77.0.5/24", "dev", "v0")
-        try ip("-n", ns, "link", "set", "v0", "up")
-        try ip("-n", ns, "link", "set", "v1", "up")
+        let ns = try NetworkNamespace("eqadv")
+        try ns.ip("link", "add", "v0", "type", "veth", "peer", "name", "v1")
+        try ns.ip("addr", "add", "10.77.0.5/24", "dev", "v0")
+        try ns.ip("link", "set", "v0", "up")
+        try ns.ip("link", "set", "v1", "up")
 
         let cluster = AgentCluster(name: "advertise-ns")
-        try cluster.start(0, bind: "0.0.0.0:7946", seeds: [], launcher: ["/usr/sbin/ip", "netns", "exec", ns])
+        try cluster.start(0, bind: "0.0.0.0:7946", seeds: [], launcher: ns.launcher)
         let address = cluster.waitFor(seconds: 10) { cluster.status(0) != nil }.flatMap { _ in
             cluster.status(0)?["address"]
         }

@@ -16,11 +16,20 @@ import Testing
         while out.count < size {
             let word = rng.next()
             if word % 4 == 0 {
-                out += [UInt8](repeating: UInt8(word >> 8 & 0xff), count: Int(word >> 16 % 512))
+                out += [UInt8](repeating: UInt8(word >> 8 & 0xff), count: Int((word >> 16) % 512))
             } else {
                 for k in 0..<8 { out.append(UInt8(truncatingIfNeeded: word >> (8 * UInt64(k)))) }
             }
         }
+        return Array(out.prefix(size))
+    }
+
+    /// Pseudo-random bytes: an image zlib cannot shrink, so transfers move `size` bytes.
+    static func randomImage(size: Int, seed: UInt64) -> [UInt8] {
+        var rng = DeterministicRandom(seed: seed)
+        var out = [UInt8]()
+        out.reserveCapacity(size + 8)
+        while out.count < size { withUnsafeBytes(of: rng.next()) { out += $0 } }
         return Array(out.prefix(size))
     }
 
@@ -46,10 +55,12 @@ import Testing
         ]
     }
 
-    static func run(_ arguments: [String]) throws -> (Int32, String) {
+    /// Runs the CLI (through `launcher`, such as `ip netns exec NAME`, when given); returns its status and output.
+    static func run(_ arguments: [String], launcher: [String] = []) throws -> (Int32, String) {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: cliPath)
-        p.arguments = arguments
+        let command = launcher + [cliPath] + arguments
+        p.executableURL = URL(fileURLWithPath: command[0])
+        p.arguments = Array(command.dropFirst())
         let pipe = Pipe()
         p.standardOutput = pipe
         p.standardError = pipe

@@ -291,7 +291,7 @@ public struct SignedManifest: Equatable, Sendable {
 
     /// May a device of `product` running `installedVersion` (nil: none recorded) install this release?
     public func checkEligible(product: String, installedVersion: UInt64?) throws(ReleaseError) {
-        if manifest.product != product { throw .wrongProduct(expected: product, found: manifest.product) }
+        if !manifest.product.sameBytes(product) { throw .wrongProduct(expected: product, found: manifest.product) }
         if let installed = installedVersion, manifest.version <= installed, !manifest.policy.allowDowngrade {
             throw .notNewer(installed: installed, offered: manifest.version)
         }
