@@ -38,7 +38,8 @@ cross-test:
 	cross/cluster-test.sh armv7hf
 	cross/build.sh --arch aarch64 --snmp --test
 
-## demo: eight agents on loopback (one aarch64 under qemu) converge, one is killed, the rest mark it failed.
+## demo: eight agents on loopback (one aarch64 under qemu) converge, take a signed release pushed to one of
+## them, install it, then one is killed and the rest mark it failed.
 demo: deps build
 	cross/build.sh --arch aarch64
 	demo/fleet.sh

@@ -17,6 +17,9 @@ fleet_cleanup() {
 
 fleet_key() { "$cli" keygen --fleet -o "$fleet_dir/fleet.key" >/dev/null; }
 
+# fleet_release_key: an Ed25519 release key pair for the fleet; agents started afterwards trust its public half.
+fleet_release_key() { "$cli" keygen --release -o "$fleet_dir/release.key" >/dev/null; }
+
 fleet_port() { echo $((fleet_base_port + $1)); }
 
 # fleet_start I [qemu-aarch64|qemu-arm SYSROOT BINARY]: starts agent I, joining through agent 0.
@@ -27,6 +30,12 @@ fleet_start() {
   local args=(run --BindAddress "127.0.0.1:$(fleet_port "$i")" --StateDirectory "$state"
     --FleetKeyFile "$fleet_dir/fleet.key" --NodeName "node-$i" "${fleet_timers[@]}")
   [ "$i" -eq 0 ] || args+=(--Seeds "127.0.0.1:$(fleet_port 0)")
+  # With a release key (fleet_release_key), the agent takes releases: it "installs" by copying the image into
+  # its state directory, and its health check is that the copy is there.
+  if [ -f "$fleet_dir/release.key.pub" ]; then
+    args+=(--ReleasePublicKeyFile "$fleet_dir/release.key.pub" --Product equicast-demo --FirmwareVersion 1
+      --InstallCommand "cp \"\$EQUICAST_IMAGE\" $state/firmware.img" --HealthCommand "test -s $state/firmware.img")
+  fi
   if [ -n "$runner" ]; then
     local sysroot=$3 binary=$4 multiarch=$5
     "$runner" -L "$sysroot" -E LD_LIBRARY_PATH="$sysroot/lib/$multiarch:$sysroot/usr/lib/$multiarch" \
@@ -39,7 +48,11 @@ fleet_start() {
 
 fleet_members() { "$cli" members --raw --socket "$fleet_dir/n$1/control.sock" 2>/dev/null; }
 fleet_show() { "$cli" members --socket "$fleet_dir/n$1/control.sock"; }
-fleet_id() { "$cli" status --raw --socket "$fleet_dir/n$1/control.sock" 2>/dev/null | awk -F'\t' '$1=="node"{print $2}'; }
+# fleet_status_field I FIELD: one field of agent I's status (firmware_version, update_state, ...).
+fleet_status_field() {
+  "$cli" status --raw --socket "$fleet_dir/n$1/control.sock" 2>/dev/null | awk -F'\t' -v f="$2" '$1==f{print $2}'
+}
+fleet_id() { fleet_status_field "$1" node; }
 
 # fleet_count I STATE: how many members agent I sees in STATE.
 fleet_count() { fleet_members "$1" | awk -F'\t' -v s="$2" 'NR>1 && $3==s' | wc -l; }

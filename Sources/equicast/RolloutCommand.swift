@@ -114,6 +114,7 @@ struct RolloutPush: ParsableCommand {
         var haves = answer.haves ?? ChunkBitfield(count: parts.chunks.count)
         let already = haves.setCount
         var sent = 0
+        var progress = ProgressBar()
         for (i, chunk) in parts.chunks.enumerated() where !haves.contains(i) {
             let reply = try client.exchange(
                 TransferMessage(type: .pushChunk, releaseID: releaseID, index: UInt16(i), payload: chunk))
@@ -123,7 +124,7 @@ struct RolloutPush: ParsableCommand {
             }
             if let h = reply.haves { haves = h }
             sent += 1
-            progressLine("pushing to \(fleet.agent)", done: haves.setCount, total: parts.chunks.count)
+            progress.show("pushing to \(fleet.agent)", done: haves.setCount, total: parts.chunks.count)
         }
         if sent > 0 { finishProgressLine() }
         print(
@@ -146,6 +147,7 @@ struct RolloutStatus: ParsableCommand {
     func run() throws {
         let client = try fleet.client()
         let started = Date()
+        var progress = ProgressBar()
         while true {
             let reply = try client.exchange(TransferMessage(type: .statusRequest))
             let summary = RolloutSummary(reply)
@@ -154,7 +156,7 @@ struct RolloutStatus: ParsableCommand {
                 print(summary.line())
                 return
             }
-            progressLine(summary.line(), done: summary.finished, total: max(1, summary.eligible))
+            progress.show(summary.line(), done: summary.finished, total: max(1, summary.eligible))
             if summary.eligible > 0 && summary.finished == summary.eligible {
                 finishProgressLine()
                 print(summary.table())
@@ -219,15 +221,23 @@ struct RolloutSummary {
     }
 }
 
-/// A progress bar on one line: redrawn in place on a terminal, one line per update otherwise.
-func progressLine(_ label: String, done: Int, total: Int) {
-    let width = 30
-    let filled = total == 0 ? 0 : min(width, done * width / total)
-    let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-    let text = "[\(bar)] \(done)/\(total) \(label)"
-    if isatty(1) != 0 {
-        FileHandle.standardOutput.write(Data(("\r\u{1b}[K" + text).utf8))
-    } else {
+/// A progress bar on one line: redrawn in place on a terminal. Into a pipe or a log it writes a line only
+/// when the label changes or another tenth is done, so a long push leaves ten lines, not one per chunk.
+struct ProgressBar {
+    private var last: (label: String, tenth: Int)?
+
+    mutating func show(_ label: String, done: Int, total: Int) {
+        let width = 30
+        let filled = total == 0 ? 0 : min(width, done * width / total)
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        let text = "[\(bar)] \(done)/\(total) \(label)"
+        if isatty(1) != 0 {
+            FileHandle.standardOutput.write(Data(("\r\u{1b}[K" + text).utf8))
+            return
+        }
+        let tenth = total == 0 ? 0 : done * 10 / total
+        if let last, last.label == label && last.tenth == tenth { return }
+        last = (label, tenth)
         print(text)
     }
 }
