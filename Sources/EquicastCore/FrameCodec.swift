@@ -64,13 +64,18 @@ public struct FrameOpener {
     /// When true (EncryptionEnabled=true), authenticated-only frames are refused: a peer cannot downgrade a node.
     public var requireEncryption: Bool
     public let limits: FrameLimits
+    /// Replay windows per sender, one set for datagrams and one for stream frames: senders number the two
+    /// separately, since a stream frame can wait behind bulk data in a TCP send queue while the same sender's
+    /// datagrams overtake it (one shared window would refuse it as stale).
     public private(set) var replay: ReplayTable
+    public private(set) var streamReplay: ReplayTable
 
     public init(keyring: FleetKeyring, requireEncryption: Bool, limits: FrameLimits = .standard, senderCapacity: Int) {
         self.keyring = keyring
         self.requireEncryption = requireEncryption
         self.limits = limits
         self.replay = ReplayTable(capacity: senderCapacity)
+        self.streamReplay = ReplayTable(capacity: senderCapacity)
     }
 
     /// Decodes and authenticates one whole frame.
@@ -88,7 +93,11 @@ public struct FrameOpener {
         guard let key = keyring.key(id: header.keyID) else { throw .unknownKeyID(header.keyID) }
         let encrypted = header.flags.contains(.encrypted)
         if requireEncryption && !encrypted { throw .encryptionRequired(sender: header.sender) }
-        switch replay.check(sender: header.sender, sequence: header.sequence) {
+        let verdict =
+            transport == .datagram
+            ? replay.check(sender: header.sender, sequence: header.sequence)
+            : streamReplay.check(sender: header.sender, sequence: header.sequence)
+        switch verdict {
         case .fresh: break
         case .duplicate: throw .replayed(sender: header.sender, sequence: header.sequence)
         case .stale: throw .staleSequence(sender: header.sender, sequence: header.sequence)
@@ -125,12 +134,19 @@ public struct FrameOpener {
             if !ok { throw .authenticationFailed(sender: header.sender) }
             payload = Array(bytes[Frame.headerByteCount..<macStart])
         }
-        replay.record(sender: header.sender, sequence: header.sequence)
+        if transport == .datagram {
+            replay.record(sender: header.sender, sequence: header.sequence)
+        } else {
+            streamReplay.record(sender: header.sender, sequence: header.sequence)
+        }
         return OpenedFrame(header: header, payload: payload)
     }
 
     /// Forgets a sender's replay window (it left the fleet for good).
-    public mutating func forget(sender: NodeID) { replay.remove(sender: sender) }
+    public mutating func forget(sender: NodeID) {
+        replay.remove(sender: sender)
+        streamReplay.remove(sender: sender)
+    }
 }
 
 /// Splits a TCP byte stream into frames without trusting it: the header is validated as soon as it is complete,

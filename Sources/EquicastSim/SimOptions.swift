@@ -10,6 +10,8 @@ public enum Scenario: String, CaseIterable, Sendable {
     case partition
     /// After the join, nodes keep crashing, restarting (with or without their state) and leaving.
     case churn
+    /// After the join, a signed release is handed to node 0; every node must verify it.
+    case rollout
 }
 
 /// The simulated network. Times are microseconds (the simulator's tick).
@@ -63,6 +65,9 @@ public struct SimOptions: Equatable, Sendable {
     public var slowDelay: UInt64
     /// Each node's clock runs fast or slow by up to this many parts per million.
     public var clockDriftPPM: Int
+    /// rollout: the image's size (random bytes, so compressed chunks are as big) and when node 0 gets it (ms).
+    public var releaseBytes: Int
+    public var rolloutAt: UInt64
 
     /// Defaults for an explicit run: a clean LAN, the agent's default membership settings.
     public init(seed: UInt64, scenario: Scenario, nodeCount: Int) {
@@ -84,6 +89,19 @@ public struct SimOptions: Equatable, Sendable {
         slowFraction = 0
         slowDelay = 0
         clockDriftPPM = 0
+        releaseBytes = 4 << 20
+        rolloutAt = 5_000
+        if scenario == .rollout { fitRollout() }
+    }
+
+    /// rollout: the fault phase ends when node 0 gets the release, and every node must then verify it within
+    /// 30 s plus 20 times the least time any scheme could take at these link rates.
+    public mutating func fitRollout() {
+        faultPhase = rolloutAt
+        let least = SimRolloutResult.lowerBound(
+            payloadBytes: UInt64(releaseBytes), nodes: nodeCount, upload: network.uploadBitsPerSecond,
+            download: network.downloadBitsPerSecond)
+        livenessBound = 30_000 + 20 * least
     }
 
     /// True when nothing in the run can make a live node look dead: no loss, no partition, no slow node. Only
@@ -107,6 +125,7 @@ public struct SimOptions: Equatable, Sendable {
             s += " partition=\(formatFraction(partitionFraction))@\(partitionAt)-\(partitionHealAt)ms"
             s += partitionOneWay ? " one_way" : " symmetric"
         case .churn: s += " churn_per_s=\(formatFraction(churnRate))"
+        case .rollout: s += " release_bytes=\(releaseBytes) rollout_at_ms=\(rolloutAt)"
         }
         s += " slow=\(formatFraction(slowFraction))x\(slowDelay)ms drift_ppm=\(clockDriftPPM)"
         s += " gossip_ms=\(membership.gossipInterval) probe_ms=\(membership.probeInterval)"
@@ -129,6 +148,7 @@ public struct SimOverrides: Equatable, Sendable {
     public var churnRate: Double?
     public var slowFraction: Double?
     public var clockDriftPPM: Int?
+    public var releaseBytes: Int?
     /// Keep the network clean (no loss, duplication, slow nodes or drift) unless set explicitly: for measuring.
     public var clean = false
 
@@ -181,6 +201,11 @@ extension SimOptions {
             max(o.partitionHealAt, o.crashAt) + UInt64(5_000 + rng.below(10_000))
         }
         if o.faultPhase < o.partitionHealAt { o.partitionHealAt = o.faultPhase }
+        if scenario == .rollout {  // drawn last: the other scenarios' choices for a seed stay as they were
+            o.releaseBytes = pick(overrides.releaseBytes) { [64 << 10, 256 << 10, 1 << 20][rng.below(3)] }
+            o.rolloutAt = 2_000 + o.joinSpread + UInt64(rng.below(3_000))
+            o.fitRollout()
+        }
         return o
     }
 }

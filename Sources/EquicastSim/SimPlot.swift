@@ -14,7 +14,10 @@ public enum SimPlot {
     public static func series(_ report: SimReport, label: String? = nil) -> Series {
         Series(
             label: label ?? "N = \(report.options.nodeCount)",
-            points: report.samples.map { (Double($0.milliseconds) / 1000, $0.convergedFraction) })
+            points: report.samples.map {
+                let fraction = report.options.scenario == .rollout ? $0.verifiedFraction : $0.convergedFraction
+                return (Double($0.milliseconds) / 1000, fraction)
+            })
     }
 
     /// Marks for a report's faults: (seconds, text).
@@ -26,6 +29,7 @@ public enum SimPlot {
             return [(Double(o.partitionAt) / 1000, "partition"), (Double(o.partitionHealAt) / 1000, "heal")]
         case .churn: return [(Double(o.faultPhase) / 1000, "faults stop")]
         case .join: return []
+        case .rollout: return [(Double(o.rolloutAt) / 1000, "release to node 0")]
         }
     }
 

@@ -16,6 +16,7 @@ public struct SimReport: Sendable {
     public let syncsStarted: UInt64
     public let eventsHandled: UInt64
     public let simulatedMilliseconds: UInt64
+    public let rollout: SimRolloutResult?
 
     public init(simulator sim: Simulator, outcome: SimOutcome) {
         let o = sim.options
@@ -31,7 +32,7 @@ public struct SimReport: Sendable {
         switch o.scenario {
         case .crash: faultAt = o.crashAt
         case .partition: faultAt = o.partitionHealAt
-        case .join, .churn: faultAt = nil
+        case .join, .churn, .rollout: faultAt = nil
         }
         livenessConverged = sim.livenessConvergedAt
         // A run ends at the first agreement after the fault phase, possibly between two samples.
@@ -42,6 +43,7 @@ public struct SimReport: Sendable {
         syncsStarted = sim.syncsStarted
         eventsHandled = sim.eventsHandled
         simulatedMilliseconds = sim.now / 1000
+        rollout = sim.rolloutResult
     }
 
     var gossipInterval: Double { Double(options.membership.gossipInterval) }
@@ -83,6 +85,8 @@ public struct SimReport: Sendable {
                     "the fleet agreed again at \(seconds($0)) s, \(seconds($0 - options.partitionHealAt)) s after healing"
                 } ?? "the fleet never agreed again"
             lines.append("partition: \(seconds(options.partitionAt))-\(seconds(options.partitionHealAt)) s; \(healed)")
+        case .rollout:
+            if let r = rollout { lines.append(rolloutLine(r)) }
         case .churn, .join:
             break
         }
@@ -99,6 +103,28 @@ public struct SimReport: Sendable {
         return lines.joined(separator: "\n")
     }
 
+    func rolloutLine(_ r: SimRolloutResult) -> String {
+        let n = options.nodeCount
+        let mib = { (b: UInt64) in oneDecimal(Double(b) / 1_048_576) }
+        guard let start = r.startedAt else { return "rollout: the release was never handed over" }
+        let least = SimRolloutResult.lowerBound(
+            payloadBytes: r.payloadBytes, nodes: n, upload: options.network.uploadBitsPerSecond,
+            download: options.network.downloadBitsPerSecond)
+        var parts: [String] = []
+        for (label, f) in [("50%", 0.5), ("90%", 0.9), ("100%", 1.0)] {
+            if let t = r.time(toFraction: f, of: n) {
+                parts.append("\(label) at \(seconds(t)) s (\(oneDecimal(Double(t) / Double(max(1, least))))x)")
+            } else {
+                parts.append("\(label) never")
+            }
+        }
+        return "rollout: \(mib(r.imageBytes)) MiB image, \(r.chunkCount) chunks, \(mib(r.payloadBytes)) MiB to fetch, "
+            + "handed to node 0 at \(seconds(start)) s; nodes verified: \(parts.joined(separator: ", ")) "
+            + "after the hand-over; lower bound \(seconds(least)) s at \(options.network.uploadBitsPerSecond) bit/s; "
+            + "the origin uploaded \(oneDecimal(r.originCopies)) copies, the busiest other node "
+            + "\(oneDecimal(r.busiestPeerCopies))"
+    }
+
     public var outcomeName: String {
         switch outcome {
         case .passed: return "passed"
@@ -112,13 +138,16 @@ public struct SimReport: Sendable {
 
     /// One line per sample.
     public var csv: String {
-        var out = "ms,round,converged_fraction,live_nodes,datagrams_per_node,bytes_per_node,syncs\n"
+        let rollout = options.scenario == .rollout
+        var out = "ms,round,converged_fraction,live_nodes,datagrams_per_node,bytes_per_node,syncs"
+        out += rollout ? ",verified_fraction\n" : "\n"
         for s in samples {
             let live = Double(max(1, s.liveNodes))
             out +=
                 "\(s.milliseconds),\(oneDecimal(Double(s.milliseconds) / gossipInterval)),\(fourDecimals(s.convergedFraction)),"
             out +=
-                "\(s.liveNodes),\(fourDecimals(Double(s.datagrams) / live)),\(oneDecimal(Double(s.bytes) / live)),\(s.syncs)\n"
+                "\(s.liveNodes),\(fourDecimals(Double(s.datagrams) / live)),\(oneDecimal(Double(s.bytes) / live)),\(s.syncs)"
+            out += rollout ? ",\(fourDecimals(s.verifiedFraction))\n" : "\n"
         }
         return out
     }

@@ -34,6 +34,8 @@ public struct SimSample: Equatable, Sendable {
     public let bytes: UInt64
     /// Syncs (pulls and joins) started since the previous sample.
     public let syncs: UInt64
+    /// rollout: live nodes that have verified the release, as a fraction of the live nodes.
+    public let verifiedFraction: Double
 }
 
 /// A discrete-event simulation of a fleet of real `Node`s: the simulator owns the clock (microsecond ticks),
@@ -65,6 +67,7 @@ public final class Simulator {
         case crash(Int32)
         case restart(Int32, keepState: Bool)
         case leave(Int32)
+        case rolloutStart
         case partition(oneWay: Bool)
         case heal
         case endFaultPhase
@@ -91,6 +94,9 @@ public final class Simulator {
         var side: UInt8 = 0
         /// Highest own incarnation seen, across restarts with state.
         var incarnationSeen: UInt64 = 0
+        /// rollout: the chunks this node stores (its disk), and when it verified the whole release (µs).
+        var stored: ChunkBitfield?
+        var verifiedAt: UInt64?
     }
 
     struct Connection {
@@ -108,6 +114,9 @@ public final class Simulator {
     /// Member ids and addresses, stored once for every node's table.
     let directory: MemberDirectory
     var nextConnection: UInt64 = 1
+    /// rollout: the release and its progress; live nodes that have verified it.
+    var rollout: SimRollout?
+    var verifiedLive = 0
     var partitionOn = false
     var partitionOneWay = false
     var faultPhaseOver = false
@@ -132,6 +141,7 @@ public final class Simulator {
         directory = MemberDirectory(shared: true, salt: options.seed)
         var keySource = DeterministicRandom(seed: options.seed ^ 0xf1ee7)
         keyring = try! FleetKeyring(primary: FleetKey(master: try! SymmetricKey(bytes: keySource.bytes(32))))
+        if options.scenario == .rollout { rollout = SimRollout(seed: options.seed, byteCount: options.releaseBytes) }
         slots.reserveCapacity(options.nodeCount)
         queue.reserve(options.nodeCount * 8)
         for i in 0..<options.nodeCount {
@@ -168,9 +178,15 @@ public final class Simulator {
                 return .safety
             }
             if !violations.isEmpty { return .safety }
-            if faultPhaseOver && convergedAt != nil { return .passed }
+            if faultPhaseOver && convergedAt != nil && rolloutSettled { return .passed }
         }
-        return convergedAt != nil ? .passed : .liveness
+        return convergedAt != nil && rolloutSettled ? .passed : .liveness
+    }
+
+    /// True unless this is a rollout that some live node has not verified yet.
+    var rolloutSettled: Bool {
+        guard let r = rollout else { return true }
+        return r.startedAt != nil && verifiedLive == liveCount
     }
 
     /// More events than this at one instant means some node re-arms its timer without ever advancing it.
@@ -269,6 +285,8 @@ public final class Simulator {
             slotOfID[slots[s].id] = Int32(s)
             slots[s].bootCount = 0
             slots[s].incarnationSeen = 0
+            slots[s].stored = nil
+            slots[s].verifiedAt = nil
         }
         slots[s].bootCount += 1
         slots[s].generation &+= 1
@@ -278,9 +296,15 @@ public final class Simulator {
         let node = Node(
             id: slots[s].id, address: Simulator.address(s), bootCount: slots[s].bootCount, keyring: keyring,
             encryptionEnabled: options.encryptionEnabled, config: options.membership, seeds: seeds,
-            randomSeed: rng.bytes(32), now: nodeClock(s), directory: directory)
+            randomSeed: rng.bytes(32), now: nodeClock(s), directory: directory,
+            release: rollout?.settings ?? ReleaseSettings())
         slots[s].node = node
         liveCount += 1
+        if slots[s].verifiedAt != nil { verifiedLive += 1 }
+        if let r = rollout, slots[s].stored != nil {
+            // Restarted with its disk: the agent restores the release it held (Daemon.restoreReleases).
+            _ = node.restoreRelease(r.signed.bytes, now: nodeClock(s))
+        }
         truthDigest = truthDigest &+ Node.digestTerm(node.id, node.incarnation)
         checkIncarnation(s, node)
         flush(s)
@@ -290,6 +314,7 @@ public final class Simulator {
         guard slots[s].up, let node = slots[s].node else { return }
         truthDigest = truthDigest &- Node.digestTerm(node.id, node.incarnation)
         liveCount -= 1
+        if slots[s].verifiedAt != nil { verifiedLive -= 1 }
         slots[s].up = false
         slots[s].node = nil
         slots[s].timerAt = .max
@@ -307,6 +332,33 @@ public final class Simulator {
     func flush(_ s: Int) {
         guard let node = slots[s].node else { return }
         let incarnationBefore = slots[s].incarnationSeen
+        var more = true
+        while more {
+            more = false
+            serviceStorage(s, node)
+            drainTransmits(s, node)
+            while let e = node.pollEvent() {
+                observe(s, e)
+                if rolloutEvent(s, node, e) { more = true }
+            }
+        }
+        if node.incarnation != incarnationBefore {
+            truthDigest =
+                truthDigest &- Node.digestTerm(node.id, incarnationBefore) &+ Node.digestTerm(node.id, node.incarnation)
+            checkIncarnation(s, node)
+        }
+        if let me = node.member(node.id), me.state == .failed || me.state == .suspect {
+            violate("node \(s) (\(node.id)) holds itself \(me.state)")
+        }
+        let deadline = trueTime(s, nodeMilliseconds: node.pollTimeout()) + slots[s].slowness
+        if deadline < slots[s].timerAt {
+            slots[s].timerAt = deadline
+            queue.push(.timer(Int32(s), generation: slots[s].generation), at: deadline)
+        }
+    }
+
+    /// Sends what a node has queued into the network.
+    func drainTransmits(_ s: Int, _ node: Node) {
         while let t = node.pollTransmit() {
             switch t {
             case .datagram(let to, let bytes):
@@ -323,20 +375,6 @@ public final class Simulator {
             case .streamReply(let connection, let bytes):
                 replyStream(from: s, connection: connection, bytes: bytes)
             }
-        }
-        while let e = node.pollEvent() { observe(s, e) }
-        if node.incarnation != incarnationBefore {
-            truthDigest =
-                truthDigest &- Node.digestTerm(node.id, incarnationBefore) &+ Node.digestTerm(node.id, node.incarnation)
-            checkIncarnation(s, node)
-        }
-        if let me = node.member(node.id), me.state == .failed || me.state == .suspect {
-            violate("node \(s) (\(node.id)) holds itself \(me.state)")
-        }
-        let deadline = trueTime(s, nodeMilliseconds: node.pollTimeout()) + slots[s].slowness
-        if deadline < slots[s].timerAt {
-            slots[s].timerAt = deadline
-            queue.push(.timer(Int32(s), generation: slots[s].generation), at: deadline)
         }
     }
 
@@ -466,6 +504,8 @@ public final class Simulator {
         switch o.scenario {
         case .join:
             break
+        case .rollout:
+            queue.push(.fault(.rolloutStart), at: ms(o.rolloutAt))
         case .crash:
             let victims = pickNodes(fraction: o.crashFraction)
             for v in victims { queue.push(.fault(.crash(Int32(v))), at: ms(o.crashAt)) }
@@ -531,6 +571,8 @@ public final class Simulator {
             flush(s)
             // The process exits after its leave rounds; a sim node stops answering a little later.
             queue.push(.fault(.crash(i)), at: now + 3 * options.membership.gossipInterval * 1000)
+        case .rolloutStart:
+            startRollout()
         case .partition(let oneWay):
             partitionOn = true
             partitionOneWay = oneWay
@@ -568,7 +610,8 @@ public final class Simulator {
         samples.append(
             SimSample(
                 milliseconds: now / 1000, convergedFraction: liveCount == 0 ? 1 : Double(converged) / Double(liveCount),
-                liveNodes: liveCount, datagrams: sampleDatagrams, bytes: sampleBytes, syncs: sampleSyncs))
+                liveNodes: liveCount, datagrams: sampleDatagrams, bytes: sampleBytes, syncs: sampleSyncs,
+                verifiedFraction: liveCount == 0 ? 0 : Double(verifiedLive) / Double(liveCount)))
         sampleDatagrams = 0
         sampleBytes = 0
         sampleSyncs = 0

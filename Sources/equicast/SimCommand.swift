@@ -9,12 +9,13 @@ struct Sim: ParsableCommand {
         abstract: "Simulate a fleet running the real protocol core, from one seed.",
         discussion: """
             Scenarios: join (every node joins through one seed), crash (a fraction crashes at once), partition \
-            (split, then heal), churn (crashes, restarts with and without state, leaves). Options not given are \
+            (split, then heal), churn (crashes, restarts with and without state, leaves), rollout (a signed \
+            release handed to node 0 spreads until every node has verified it). Options not given are \
             derived from the seed and printed first. Exit codes: 0 passed, 3 safety violation, 4 liveness \
             failure, 5 crash of the code under test; each failure prints the command that reproduces it.
             """)
 
-    @Argument(help: "join, crash, partition or churn.") var scenario: String
+    @Argument(help: "join, crash, partition, churn or rollout.") var scenario: String
     @Option(help: "The seed (default: a random one, printed).") var seed: UInt64?
     @Option(name: [.customShort("n"), .long], help: "Number of nodes.") var nodes: Int?
     @Option(help: "Length of the fault phase, simulated seconds.") var duration: Double?
@@ -25,6 +26,8 @@ struct Sim: ParsableCommand {
     @Option(help: "Per-node upload and download rate, bits per second.") var bandwidth: UInt64?
     @Option(help: "crash: fraction of nodes that crash.") var crashFraction: Double?
     @Option(help: "churn: events per simulated second.") var churnRate: Double?
+    @Option(help: "rollout: the image's size, KiB (random bytes: compressed chunks are as large).")
+    var releaseKib: Int?
     @Option(help: "Fraction of slow nodes.") var slow: Double?
     @Option(help: "Largest clock drift, parts per million.") var drift: Int?
     @Option(help: "Gossip interval, ms (the agent's GossipInterval).") var gossipInterval: UInt64?
@@ -37,7 +40,7 @@ struct Sim: ParsableCommand {
 
     func run() throws {
         guard let kind = Scenario(rawValue: scenario) else {
-            throw ValidationError("unknown scenario '\(scenario)' (join, crash, partition, churn)")
+            throw ValidationError("unknown scenario '\(scenario)' (join, crash, partition, churn, rollout)")
         }
         let seed = self.seed ?? UInt64.random(in: 0...UInt64.max)
         var overrides = SimOverrides()
@@ -50,6 +53,10 @@ struct Sim: ParsableCommand {
         overrides.bandwidthBitsPerSecond = bandwidth
         overrides.crashFraction = crashFraction
         overrides.churnRate = churnRate
+        if let k = releaseKib {
+            guard (1...(256 << 10)).contains(k) else { throw ValidationError("--release-kib must be 1...262144") }
+            overrides.releaseBytes = k << 10
+        }
         overrides.slowFraction = slow
         overrides.clockDriftPPM = drift
         overrides.clean = clean

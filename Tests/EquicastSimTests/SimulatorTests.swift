@@ -115,6 +115,32 @@ import Testing
     }
 }
 
+/// The rollout scenario: the real release code in every node, a release handed to node 0, link rates limited.
+@Suite struct RolloutScenarioTests {
+    @Test(arguments: [9, 10] as [UInt64])
+    func releaseReachesEveryNodeAsASwarm(seed: UInt64) throws {
+        var overrides = SimOverrides()
+        overrides.nodeCount = 100
+        overrides.clean = true
+        overrides.bandwidthBitsPerSecond = 20_000_000
+        overrides.releaseBytes = 1 << 20
+        let options = SimOptions.derive(seed: seed, scenario: .rollout, overrides: overrides)
+        let sim = Simulator(options: options)
+        let r = SimReport(simulator: sim, outcome: sim.run())
+        #expect(r.outcome == .passed, "\(r.summary)")
+        let rollout = try #require(r.rollout)
+        #expect(rollout.verifiedAfter.count == 100, "\(r.summary)")
+        let least = SimRolloutResult.lowerBound(
+            payloadBytes: rollout.payloadBytes, nodes: 100, upload: 20_000_000, download: 20_000_000)
+        // Nine in ten within ten times the least time any scheme could take; the origin uploads a handful of
+        // copies, not one per node (a star would upload 99).
+        let ninety = try #require(rollout.time(toFraction: 0.9, of: 100))
+        #expect(ninety <= 10 * least, "90% after \(ninety) ms, lower bound \(least) ms\n\(r.summary)")
+        #expect(rollout.originCopies < 15, "\(r.summary)")
+        #expect(rollout.originCopies >= 1, "\(r.summary)")
+    }
+}
+
 /// Seeds run with every option derived from the seed (loss, duplication, slow nodes, drift, fault schedule).
 /// A seed that ever fails stays here, with a note of what it found.
 @Suite struct RegressionSeeds {

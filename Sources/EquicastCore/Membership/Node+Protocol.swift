@@ -75,7 +75,8 @@ extension Node {
                 items = differingBuckets(message.bucketDigests, counts: message.bucketCounts)
             }
             let reply = Message(type: .syncResponse, digest: digest, items: items)
-            transmits.append(.streamReply(connection: connection, bytes: seal(reply, messageClass: .control)))
+            let frame = seal(reply, on: .stream, messageClass: .control)
+            transmits.append(.streamReply(connection: connection, bytes: frame))
         case (.syncResponse, .outgoing(let sid)):
             guard pendingSyncs.removeValue(forKey: sid) != nil else { return }
             let joining = present.isEmpty

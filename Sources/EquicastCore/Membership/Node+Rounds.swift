@@ -120,7 +120,7 @@ extension Node {
         let request = Message(
             type: .syncRequest, digest: digest, items: [.member(selfUpdate)], bucketDigests: summary.digests,
             bucketCounts: summary.counts)
-        transmits.append(.streamOpen(id: sid, to: peer, bytes: seal(request)))
+        transmits.append(.streamOpen(id: sid, to: peer, bytes: seal(request, on: .stream)))
     }
 
     /// A joining node retries its seeds until it knows someone; a member whose digest differs from a peer's

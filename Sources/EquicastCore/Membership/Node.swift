@@ -68,6 +68,7 @@ public final class Node {
     var sealer: FrameSealer
     var opener: FrameOpener
     var sequence: UInt64
+    var streamSequence: UInt64
 
     // Members: a table, a list for O(1) random picks, and the incrementally kept ring and digests.
     var table: MemberTable
@@ -179,6 +180,7 @@ public final class Node {
         }
         self.incarnation = bootCount << 32
         self.sequence = bootCount << 32
+        self.streamSequence = bootCount << 32
         var random = DeterministicRandom(seedBytes: randomSeed)
         let salt = random.next()
         self.releaseSettings = release
@@ -256,10 +258,20 @@ public final class Node {
 
     // MARK: sending
 
-    func seal(_ message: Message, messageClass: MessageClass = .control) -> [UInt8] {
-        sequence &+= 1
+    /// The next sequence number for a frame on `transport`: datagrams and stream frames are numbered
+    /// separately, and receivers keep a replay window for each (`FrameOpener`).
+    func nextSequence(_ transport: FrameTransport) -> UInt64 {
+        if transport == .datagram {
+            sequence &+= 1
+            return sequence
+        }
+        streamSequence &+= 1
+        return streamSequence
+    }
+
+    func seal(_ message: Message, on transport: FrameTransport, messageClass: MessageClass = .control) -> [UInt8] {
         let frame = sealer.seal(
-            message.encode(), messageClass: messageClass, sequence: sequence, nonce: rng.bytes(24))
+            message.encode(), messageClass: messageClass, sequence: nextSequence(transport), nonce: rng.bytes(24))
         counters.packetsOut += 1
         counters.bytesOut += UInt64(frame.count)
         return frame
@@ -273,7 +285,7 @@ public final class Node {
         m.items += queue.take(
             byteBudget: budget, itemsMax: Message.datagramItemsMax - m.items.count,
             limit: config.retransmitLimit(memberCount: present.count + 1), priority: member)
-        transmits.append(.datagram(to: address, bytes: seal(m)))
+        transmits.append(.datagram(to: address, bytes: seal(m, on: .datagram)))
     }
 
     /// Senders whose replay windows are kept (see `ReplayTable`): the ring neighbours and recent gossip partners

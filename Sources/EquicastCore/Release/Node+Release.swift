@@ -81,9 +81,9 @@ extension Node {
             chunksTotal: UInt16(target?.chunkCount ?? 0))
     }
 
-    func sealTransfer(_ m: TransferMessage) -> [UInt8] {
-        sequence &+= 1
-        let frame = sealer.seal(m.encode(), messageClass: .data, sequence: sequence, nonce: rng.bytes(24))
+    func sealTransfer(_ m: TransferMessage, on transport: FrameTransport) -> [UInt8] {
+        let frame = sealer.seal(
+            m.encode(), messageClass: .data, sequence: nextSequence(transport), nonce: rng.bytes(24))
         counters.packetsOut += 1
         counters.bytesOut += UInt64(frame.count)
         return frame
@@ -122,7 +122,7 @@ extension Node {
                 storage.append(.discardChunk(release: release, index: index))
             }
         }
-        transmits.append(.streamReply(connection: connection, bytes: sealTransfer(reply)))
+        transmits.append(.streamReply(connection: connection, bytes: sealTransfer(reply, on: .stream)))
     }
 
     /// Restores the release this node held before a restart, from the manifest the driver kept. It is verified
@@ -186,7 +186,7 @@ extension Node {
         transmits.append(
             .streamOpen(
                 id: sid, to: m.address,
-                bytes: sealTransfer(TransferMessage(type: .manifestRequest, releaseID: a.releaseID))))
+                bytes: sealTransfer(TransferMessage(type: .manifestRequest, releaseID: a.releaseID), on: .stream)))
     }
 
     func heardStatus(_ st: NodeStatus, from sender: NodeID, now: UInt64) {
@@ -323,7 +323,7 @@ extension Node {
             transfer!.peers[peer]!.toldAt = now
         }
         let message = TransferMessage(type: .haves, releaseID: t.id, haves: t.have, wantsReply: wantsReply)
-        transmits.append(.datagram(to: a, bytes: sealTransfer(message)))
+        transmits.append(.datagram(to: a, bytes: sealTransfer(message, on: .datagram)))
     }
 
     func handleTransferFrame(_ frame: OpenedFrame, stream: StreamOrigin?, from: SocketAddress, now: UInt64) {
@@ -350,14 +350,14 @@ extension Node {
         case (.manifestRequest, .accepted(let c)):
             var reply = TransferMessage(type: .manifestReply, releaseID: m.releaseID)
             if let t = transfer, t.id == m.releaseID { reply.payload = t.signed.bytes }
-            transmits.append(.streamReply(connection: c, bytes: sealTransfer(reply)))
+            transmits.append(.streamReply(connection: c, bytes: sealTransfer(reply, on: .stream)))
         case (.chunkRequest, .accepted(let c)):
             let index = Int(m.index)
             if let t = transfer, t.id == m.releaseID, t.have.contains(index) {
                 storage.append(.readChunk(connection: c, release: t.id, index: index))
             } else {
                 let reply = TransferMessage(type: .chunkReply, releaseID: m.releaseID, index: m.index)
-                transmits.append(.streamReply(connection: c, bytes: sealTransfer(reply)))
+                transmits.append(.streamReply(connection: c, bytes: sealTransfer(reply, on: .stream)))
             }
         case (.manifestReply, .outgoing(let sid)):
             guard let f = manifestFetch, f.stream == sid else { return }
@@ -399,7 +399,7 @@ extension Node {
             } else {
                 reply.haves = transfer?.have
             }
-            transmits.append(.streamReply(connection: c, bytes: sealTransfer(reply)))
+            transmits.append(.streamReply(connection: c, bytes: sealTransfer(reply, on: .stream)))
         case (.pushChunk, .accepted(let c)):
             var reply = TransferMessage(type: .pushReply)
             let index = Int(m.index)
@@ -416,14 +416,14 @@ extension Node {
                 reply.pushResult = .refused
                 reply.reason = "no pushed manifest for this release on this node"
             }
-            transmits.append(.streamReply(connection: c, bytes: sealTransfer(reply)))
+            transmits.append(.streamReply(connection: c, bytes: sealTransfer(reply, on: .stream)))
         case (.statusRequest, .accepted(let c)):
             var statuses = [ownStatus]
             for node in fleet.keys.sortedIDs() where node != id { statuses.append(fleet[node]!) }
             let reply = TransferMessage(
                 type: .statusReply, statuses: Array(statuses.prefix(TransferMessage.statusesMax)),
                 advert: transfer?.advert)
-            transmits.append(.streamReply(connection: c, bytes: sealTransfer(reply)))
+            transmits.append(.streamReply(connection: c, bytes: sealTransfer(reply, on: .stream)))
         default:
             counters.decodeErrors += 1
             if case .outgoing(let sid)? = stream { transferStreamFailed(sid, now: now) }
@@ -531,7 +531,7 @@ extension Node {
             chunkFetches.append(ChunkFetch(stream: sid, peer: peer, address: address, index: index, startedAt: now))
             transfer!.started(index, from: peer)
             let request = TransferMessage(type: .chunkRequest, releaseID: t.id, index: UInt16(index))
-            transmits.append(.streamOpen(id: sid, to: address, bytes: sealTransfer(request)))
+            transmits.append(.streamOpen(id: sid, to: address, bytes: sealTransfer(request, on: .stream)))
         }
     }
 }
