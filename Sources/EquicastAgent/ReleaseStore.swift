@@ -186,24 +186,8 @@ struct UpdateRecord: Equatable {
     }
 }
 
+/// A digest from its 64 hex digits; nil for anything else.
 func digest(_ hex: String) -> Digest256? {
-    let utf8 = Array(hex.utf8)
-    guard utf8.count == 64 else { return nil }
-    var bytes: [UInt8] = []
-    var i = 0
-    while i < 64 {
-        guard let h = hexValue(utf8[i]), let l = hexValue(utf8[i + 1]) else { return nil }
-        bytes.append(h << 4 | l)
-        i += 2
-    }
+    guard hex.utf8.count == 64, let bytes = bytesFromHex(hex) else { return nil }
     return Digest256(bytes: bytes)
-}
-
-func hexValue(_ c: UInt8) -> UInt8? {
-    switch c {
-    case 0x30...0x39: return c - 0x30
-    case 0x61...0x66: return c - 0x61 + 10
-    case 0x41...0x46: return c - 0x41 + 10
-    default: return nil
-    }
 }
