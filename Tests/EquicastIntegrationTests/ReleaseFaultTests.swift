@@ -39,10 +39,8 @@ import Testing
         let push = Process()
         push.executableURL = URL(fileURLWithPath: ns.launcher[0])
         push.arguments =
-            Array(ns.launcher.dropFirst()) + [
-                RolloutTests.cliPath, "rollout", "push", file, "--agent", "127.0.0.1:\(cluster.port(0))",
-                "--fleet-key", cluster.directory + "/fleet.key",
-            ]
+            Array(ns.launcher.dropFirst()) + [RolloutTests.cliPath, "rollout", "push", file]
+            + RolloutTests.agentFlags(cluster, 0)
         push.standardOutput = FileHandle.nullDevice
         try push.run()
         defer { if push.isRunning { push.terminate() } }
@@ -94,10 +92,8 @@ import Testing
         let file = try RolloutTests.makeRelease(in: cluster, image: image, version: 2)
         for i in 0..<3 { try cluster.start(i, extra: RolloutTests.releaseFlags(cluster, i)) }
         #expect(cluster.waitFor(seconds: 15) { (0..<3).allSatisfy { cluster.members($0)?.count == 3 } } != nil)
-        let (pushStatus, pushOutput) = try RolloutTests.run([
-            "rollout", "push", file, "--agent", "127.0.0.1:\(cluster.port(0))", "--fleet-key",
-            cluster.directory + "/fleet.key",
-        ])
+        let (pushStatus, pushOutput) = try RolloutTests.run(
+            ["rollout", "push", file] + RolloutTests.agentFlags(cluster, 0))
         try #require(pushStatus == 0, "\(pushOutput)")
 
         let settled = cluster.waitFor(seconds: 60) {
@@ -116,13 +112,14 @@ import Testing
         #expect(free >= 512 << 10, "only \(free) bytes left free")
         #expect(cluster.members(0)?[cluster.nodeID(1) ?? "?"] == "alive")
         // The rest of the fleet sees the failure in node 1's status.
+        // (The summary line always says "N failed"; node 1's own row must show the state, and the count be 1.)
+        let victim = try #require(cluster.nodeID(1))
+        var text = ""
         let seen = cluster.waitFor(seconds: 10) {
-            let text = try? RolloutTests.run([
-                "rollout", "status", "--agent", "127.0.0.1:\(cluster.port(2))", "--fleet-key",
-                cluster.directory + "/fleet.key",
-            ]).1
-            return text?.contains("failed") == true
+            text = (try? RolloutTests.run(["rollout", "status"] + RolloutTests.agentFlags(cluster, 2)).1) ?? ""
+            let row = text.split(separator: "\n").first { $0.hasPrefix(victim) }
+            return row?.split(separator: " ").contains("failed") == true && text.contains(", 1 failed,")
         }
-        #expect(seen != nil)
+        #expect(seen != nil, "\(text)")
     }
 }

@@ -55,6 +55,11 @@ import Testing
         ]
     }
 
+    /// The flags that point `equicast rollout` at node i with the cluster's fleet key.
+    static func agentFlags(_ cluster: AgentCluster, _ i: Int) -> [String] {
+        ["--agent", "127.0.0.1:\(cluster.port(i))", "--fleet-key", cluster.directory + "/fleet.key"]
+    }
+
     /// Runs the CLI (through `launcher`, such as `ip netns exec NAME`, when given); returns its status and output.
     static func run(_ arguments: [String], launcher: [String] = []) throws -> (Int32, String) {
         let p = Process()
@@ -76,15 +81,11 @@ import Testing
         let file = try RolloutTests.makeRelease(in: cluster, image: image, version: 2)
         for i in 0..<8 { try cluster.start(i, extra: RolloutTests.releaseFlags(cluster, i)) }
         #expect(cluster.waitFor(seconds: 15) { (0..<8).allSatisfy { cluster.members($0)?.count == 8 } } != nil)
-        let (pushStatus, pushOutput) = try RolloutTests.run([
-            "rollout", "push", file, "--agent", "127.0.0.1:\(cluster.port(0))", "--fleet-key",
-            cluster.directory + "/fleet.key",
-        ])
+        let (pushStatus, pushOutput) = try RolloutTests.run(
+            ["rollout", "push", file] + RolloutTests.agentFlags(cluster, 0))
         #expect(pushStatus == 0, "\(pushOutput)")
-        let (watchStatus, watchOutput) = try RolloutTests.run([
-            "rollout", "status", "--agent", "127.0.0.1:\(cluster.port(5))", "--fleet-key",
-            cluster.directory + "/fleet.key", "--watch", "--within", "120",
-        ])
+        let (watchStatus, watchOutput) = try RolloutTests.run(
+            ["rollout", "status", "--watch", "--within", "120"] + RolloutTests.agentFlags(cluster, 5))
         #expect(watchStatus == 0, "\(watchOutput)")
         #expect(watchOutput.contains("8 of 8 eligible nodes running it"))
         let source = Digest256(hashing: image)
