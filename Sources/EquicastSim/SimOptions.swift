@@ -149,6 +149,8 @@ public struct SimOverrides: Equatable, Sendable {
     public var slowFraction: Double?
     public var clockDriftPPM: Int?
     public var releaseBytes: Int?
+    /// rollout: when node 0 gets the release, ms.
+    public var rolloutAt: UInt64?
     /// Keep the network clean (no loss, duplication, slow nodes or drift) unless set explicitly: for measuring.
     public var clean = false
 
@@ -203,7 +205,7 @@ extension SimOptions {
         if o.faultPhase < o.partitionHealAt { o.partitionHealAt = o.faultPhase }
         if scenario == .rollout {  // drawn last: the other scenarios' choices for a seed stay as they were
             o.releaseBytes = pick(overrides.releaseBytes) { [64 << 10, 256 << 10, 1 << 20][rng.below(3)] }
-            o.rolloutAt = 2_000 + o.joinSpread + UInt64(rng.below(3_000))
+            o.rolloutAt = pick(overrides.rolloutAt) { 2_000 + o.joinSpread + UInt64(rng.below(3_000)) }
             o.fitRollout()
         }
         return o

@@ -28,6 +28,8 @@ struct Sim: ParsableCommand {
     @Option(help: "churn: events per simulated second.") var churnRate: Double?
     @Option(help: "rollout: the image's size, KiB (random bytes: compressed chunks are as large).")
     var releaseKib: Int?
+    @Option(help: "rollout: when node 0 gets the release, simulated seconds (after the join has settled).")
+    var rolloutAt: Double?
     @Option(help: "Fraction of slow nodes.") var slow: Double?
     @Option(help: "Largest clock drift, parts per million.") var drift: Int?
     @Option(help: "Gossip interval, ms (the agent's GossipInterval).") var gossipInterval: UInt64?
@@ -56,6 +58,10 @@ struct Sim: ParsableCommand {
         if let k = releaseKib {
             guard (1...(256 << 10)).contains(k) else { throw ValidationError("--release-kib must be 1...262144") }
             overrides.releaseBytes = k << 10
+        }
+        if let r = rolloutAt {
+            guard r >= 0 && r <= 86_400 else { throw ValidationError("--rollout-at must be 0...86400 seconds") }
+            overrides.rolloutAt = UInt64(r * 1000)
         }
         overrides.slowFraction = slow
         overrides.clockDriftPPM = drift

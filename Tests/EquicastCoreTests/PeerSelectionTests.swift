@@ -188,7 +188,7 @@ import Testing
                 q.enqueue(update(id, versions[id]!))
                 sends[id] = 0
                 // An eviction may have made room: forget whatever the queue no longer holds.
-                for key in sends.keys where q.entries[.member(NodeID(rawValue: key))] == nil {
+                for key in sends.keys where !q.contains(.member(NodeID(rawValue: key))) {
                     sends[key] = nil
                     replacedOrEvicted += 1
                 }
@@ -221,7 +221,7 @@ import Testing
         // Draining sends every remaining item exactly up to its limit, then the queue is empty.
         #expect(
             Set(sends.keys)
-                == Set(q.entries.keys.compactMap { if case .member(let id) = $0 { id.rawValue } else { nil } }))
+                == Set(q.keys.compactMap { if case .member(let id) = $0 { id.rawValue } else { nil } }))
         while !q.isEmpty {
             for item in q.take(byteBudget: 10_000, itemsMax: 64, limit: limit, priority: nil) {
                 guard case .member(let u) = item else { continue }

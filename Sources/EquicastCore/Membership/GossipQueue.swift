@@ -18,6 +18,7 @@ struct GossipQueue {
     }
 
     struct Entry {
+        let key: Key
         var item: GossipItem
         var transmits: Int
         /// Identifies this entry's current position; a reference with another stamp is stale.
@@ -31,7 +32,14 @@ struct GossipQueue {
 
     /// Most entries held; beyond it the most-sent entry is dropped (it has had the most chances to spread).
     let capacity: Int
-    private(set) var entries: [Key: Entry] = [:]
+    /// The entries, in no order; `index` finds them by key.
+    private(set) var entries: [Entry] = []
+    /// Open addressing from key to position in `entries` (`vacant`, `removed` or a position), twice the capacity
+    /// in size: every packet a node sends or receives looks keys up here, and the standard library's seeded
+    /// hashing cost several times more per lookup.
+    private var index: [Int32] = []
+    private var indexUsed = 0  // positions and `removed` marks
+    private let salt: UInt64
     /// levels[t]: references to entries sent t times, oldest first.
     private var levels: [[Reference]] = []
     private var liveInLevel: [Int] = []
@@ -39,10 +47,22 @@ struct GossipQueue {
     private var heads: [Int] = []
     private var stamp: UInt64 = 0
 
-    init(capacity: Int) { self.capacity = capacity }
+    private static let vacant: Int32 = -1
+    private static let removed: Int32 = -2
+
+    /// - Parameter salt: mixed into key hashes, so that chosen ids cannot pile up in one probe run.
+    init(capacity: Int, salt: UInt64 = 0) {
+        self.capacity = capacity
+        self.salt = salt
+    }
 
     var count: Int { entries.count }
     var isEmpty: Bool { entries.isEmpty }
+
+    /// The keys queued, in no order.
+    var keys: [Key] { entries.map { $0.key } }
+
+    func contains(_ key: Key) -> Bool { position(of: key) != nil }
 
     static func key(_ item: GossipItem) -> Key {
         switch item {
@@ -53,25 +73,95 @@ struct GossipQueue {
         }
     }
 
+    // MARK: the key index
+
+    private func home(_ key: Key) -> Int {
+        let code: UInt64
+        switch key {
+        case .member(let id): code = id.rawValue
+        case .event(let origin, let id): code = origin.rawValue ^ (id &* 0x9e37_79b9_7f4a_7c15) ^ 1
+        case .release(let word): code = word ^ 2
+        case .status(let id): code = id.rawValue ^ 0x5bd1_e995_5bd1_e995
+        }
+        return Int(truncatingIfNeeded: SplitMix64.mix(code ^ salt)) & (index.count - 1)
+    }
+
+    private func position(of key: Key) -> Int? {
+        guard !index.isEmpty else { return nil }
+        var i = home(key)
+        while true {
+            let p = index[i]
+            if p == GossipQueue.vacant { return nil }
+            if p >= 0 && entries[Int(p)].key == key { return Int(p) }
+            i = (i + 1) & (index.count - 1)
+        }
+    }
+
+    /// The index slot holding `position` (which must be indexed under `key`).
+    private func slot(of key: Key, at position: Int) -> Int {
+        var i = home(key)
+        while index[i] != Int32(position) { i = (i + 1) & (index.count - 1) }
+        return i
+    }
+
+    private mutating func insert(_ entry: Entry) {
+        if index.isEmpty || (indexUsed + 1) * 4 > index.count * 3 { rebuildIndex() }
+        var i = home(entry.key)
+        while index[i] >= 0 { i = (i + 1) & (index.count - 1) }
+        if index[i] == GossipQueue.vacant { indexUsed += 1 }
+        index[i] = Int32(entries.count)
+        entries.append(entry)
+    }
+
+    /// Removes the entry at `position`; the last entry moves into its place.
+    private mutating func remove(at position: Int) {
+        index[slot(of: entries[position].key, at: position)] = GossipQueue.removed
+        let last = entries.count - 1
+        if position != last {
+            index[slot(of: entries[last].key, at: last)] = Int32(position)
+            entries[position] = entries[last]
+        }
+        entries.removeLast()
+    }
+
+    /// Sizes the index for the capacity (at least) and clears its `removed` marks.
+    private mutating func rebuildIndex() {
+        var size = 16
+        while size < 2 * max(capacity, entries.count + 1) { size *= 2 }
+        index = [Int32](repeating: GossipQueue.vacant, count: size)
+        indexUsed = 0
+        for (p, e) in entries.enumerated() {
+            var i = home(e.key)
+            while index[i] != GossipQueue.vacant { i = (i + 1) & (size - 1) }
+            index[i] = Int32(p)
+            indexUsed += 1
+        }
+    }
+
+    // MARK: queueing
+
     /// Drops member news already sent at least once whose effect the view digest covers (alive, failed, left:
     /// suspicion is not in the digest and events are not member news). Called when peers show a view equal to
     /// ours: the news has spread, and retransmitting it would only repeat what everyone holds.
     mutating func dropSpreadMemberNews() {
-        var drop: [Key] = []
-        for (key, e) in entries where e.transmits > 0 {
-            guard case .member(let u) = e.item, u.state != .suspect else { continue }
-            drop.append(key)
-        }
-        for key in drop {
-            liveInLevel[entries[key]!.transmits] -= 1
-            entries[key] = nil
+        var p = 0
+        while p < entries.count {
+            let e = entries[p]
+            if e.transmits > 0, case .member(let u) = e.item, u.state != .suspect {
+                liveInLevel[e.transmits] -= 1
+                remove(at: p)  // the last entry moves here and is looked at next
+            } else {
+                p += 1
+            }
         }
         if entries.isEmpty { releaseStorage() }
     }
 
     /// An empty queue gives its storage back (it is sized for a burst and idle most of the time).
     private mutating func releaseStorage() {
-        entries = [:]
+        entries = []
+        index = []
+        indexUsed = 0
         levels = []
         liveInLevel = []
         heads = []
@@ -79,35 +169,42 @@ struct GossipQueue {
 
     mutating func enqueue(_ item: GossipItem) {
         let key = GossipQueue.key(item)
-        if let old = entries[key] {
-            liveInLevel[old.transmits] -= 1
-        } else if entries.count >= capacity {
-            evictMostSent()
+        if let p = position(of: key) {
+            liveInLevel[entries[p].transmits] -= 1
+            place(key, item: item, transmits: 0, at: p)
+            return
         }
-        place(key, item: item, transmits: 0)
+        if entries.count >= capacity { evictMostSent() }
+        place(key, item: item, transmits: 0, at: nil)
     }
 
-    private mutating func place(_ key: Key, item: GossipItem, transmits: Int) {
+    /// Files `item` at `transmits` sends: into the entry at `position`, or a new entry.
+    private mutating func place(_ key: Key, item: GossipItem, transmits: Int, at position: Int?) {
         stamp &+= 1
         while levels.count <= transmits {
             levels.append([])
             liveInLevel.append(0)
             heads.append(0)
         }
-        entries[key] = Entry(item: item, transmits: transmits, stamp: stamp)
+        let entry = Entry(key: key, item: item, transmits: transmits, stamp: stamp)
+        if let p = position { entries[p] = entry } else { insert(entry) }
         levels[transmits].append(Reference(key: key, stamp: stamp))
         liveInLevel[transmits] += 1
         if levels[transmits].count > 2 * liveInLevel[transmits] + 64 { compact(transmits) }
     }
 
-    private func isLive(_ r: Reference) -> Bool { entries[r.key]?.stamp == r.stamp }
+    /// The position of the entry `r` refers to, if `r` is not stale.
+    private func live(_ r: Reference) -> Int? {
+        guard let p = position(of: r.key), entries[p].stamp == r.stamp else { return nil }
+        return p
+    }
 
     /// Drops stale references, into storage sized to what is left.
     private mutating func compact(_ level: Int) {
-        var live: [Reference] = []
-        live.reserveCapacity(liveInLevel[level])
-        for r in levels[level] where isLive(r) { live.append(r) }
-        levels[level] = live
+        var kept: [Reference] = []
+        kept.reserveCapacity(liveInLevel[level])
+        for r in levels[level] where live(r) != nil { kept.append(r) }
+        levels[level] = kept
         heads[level] = 0
     }
 
@@ -115,9 +212,9 @@ struct GossipQueue {
         for level in stride(from: levels.count - 1, through: 0, by: -1) where liveInLevel[level] > 0 {
             // The oldest live entry of the level.
             var j = heads[level]
-            while j < levels[level].count && !isLive(levels[level][j]) { j += 1 }
-            guard j < levels[level].count else { continue }
-            entries[levels[level][j].key] = nil
+            while j < levels[level].count && live(levels[level][j]) == nil { j += 1 }
+            guard j < levels[level].count, let p = live(levels[level][j]) else { continue }
+            remove(at: p)
             liveInLevel[level] -= 1
             heads[level] = j + 1
             return
@@ -126,12 +223,13 @@ struct GossipQueue {
 
     /// Records one more transmission of `key`; drops it once sent `limit` times.
     private mutating func sent(_ key: Key, limit: Int) {
-        guard let e = entries[key] else { return }
+        guard let p = position(of: key) else { return }
+        let e = entries[p]
         liveInLevel[e.transmits] -= 1
         if e.transmits + 1 >= limit {
-            entries[key] = nil
+            remove(at: p)
         } else {
-            place(key, item: e.item, transmits: e.transmits + 1)
+            place(key, item: e.item, transmits: e.transmits + 1, at: p)
         }
     }
 
@@ -144,7 +242,8 @@ struct GossipQueue {
         var out: [GossipItem] = []
         var taken: [Key] = []
         var used = 0
-        if let p = priority, let e = entries[.member(p)], e.item.encodedByteCount <= byteBudget {
+        if let p = priority, let at = position(of: .member(p)), entries[at].item.encodedByteCount <= byteBudget {
+            let e = entries[at]
             out.append(e.item)
             taken.append(.member(p))
             used = e.item.encodedByteCount
@@ -166,7 +265,8 @@ struct GossipQueue {
             while i >= heads[level] && out.count < itemsMax && skipped.count < 16 {
                 let r = levels[level][i]
                 i -= 1
-                guard let e = entries[r.key], e.stamp == r.stamp else { continue }
+                guard let p = live(r) else { continue }
+                let e = entries[p]
                 if taken.contains(r.key) {
                     skipped.append(r)
                     continue

@@ -212,6 +212,13 @@ struct MemberTable {
         if !directory.isShared { directory.release(UInt32(s)) }
     }
 
+    /// A known member's state and incarnation, without building a `Member`: most records a node hears change
+    /// nothing, and this is all it takes to tell.
+    func stateAndIncarnation(_ id: NodeID) -> (state: MemberState, incarnation: UInt64)? {
+        guard let s = knownSlot(id) else { return nil }
+        return (MemberState(rawValue: rows[s].state) ?? .failed, rows[s].incarnation)
+    }
+
     mutating func setLastHeard(_ id: NodeID, _ now: UInt64) {
         if let s = knownSlot(id) { rows[s].lastHeard = now }
     }

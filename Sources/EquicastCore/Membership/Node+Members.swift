@@ -4,6 +4,16 @@ extension Node {
     @discardableResult
     func apply(_ u: MemberUpdate, now: UInt64) -> Bool {
         if u.id == id { return applyAboutSelf(u, now: now) }
+        // Stale news (the common case) is refused before the member's row is read in full; the rules below
+        // say the same.
+        if let known = table.stateAndIncarnation(u.id) {
+            if u.state == .alive
+                ? u.incarnation <= known.incarnation
+                : !known.state.isPresent || u.incarnation < known.incarnation
+            {
+                return false
+            }
+        }
         guard var m = table[u.id] else {
             // Unknown member: only a live announcement adds it; news of the death of a stranger is not kept.
             guard u.state.isPresent, table.count < config.membersMax else { return false }

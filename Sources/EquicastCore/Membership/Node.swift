@@ -199,7 +199,7 @@ public final class Node {
             senderCapacity: min(config.membersMax, Node.replaySendersMax))
         self.table = MemberTable(directory: directory ?? MemberDirectory(shared: false, salt: salt))
         self.ring = RingTracker(selfID: id, perSide: max(1, config.ringSize / 2))
-        self.queue = GossipQueue(capacity: config.gossipQueueCapacity)
+        self.queue = GossipQueue(capacity: config.gossipQueueCapacity, salt: ~salt)
         self.seeds = seeds.filter { $0 != address }
         self.nextGossip = now + config.gossipInterval
         self.nextProbe = now + config.probeInterval
