@@ -14,6 +14,10 @@ let uncheckedExclusivity: [SwiftSetting] = [
     .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))
 ]
 
+// Debug builds of the core and the agent carry test-only faults (a rogue peer for the process tests), switched on
+// by the environment; release builds and cross/ (the device build) compile them out.
+let faultInjection: SwiftSetting = .define("EQUICAST_FAULT_INJECTION", .when(configuration: .debug))
+
 let package = Package(
     name: "Equicast",
     products: [
@@ -42,7 +46,7 @@ let package = Package(
         .target(name: "EquicastCompression", dependencies: ["CZlib"]),
         .target(
             name: "EquicastCore", dependencies: ["EquicastCrypto", "EquicastCompression"],
-            swiftSettings: uncheckedExclusivity),
+            swiftSettings: uncheckedExclusivity + [faultInjection]),
         .target(name: "EquicastPosix", dependencies: ["CEquicastShims", "EquicastCrypto", "EquicastCore"]),
         .target(name: "EquicastSNMP", dependencies: ["CNetSNMP", "EquicastCore"]),
         .target(
@@ -50,7 +54,7 @@ let package = Package(
             dependencies: [
                 "CEquicastShims", "EquicastCore", "EquicastPosix", "EquicastCrypto", "EquicastCompression",
                 "EquicastSNMP",
-            ]),
+            ], swiftSettings: [faultInjection]),
         .executableTarget(name: "equicastd", dependencies: ["EquicastAgent", "CEquicastShims", "EquicastCrypto"]),
 
         // MARK: operator-side and benchmark tools (full Swift)

@@ -2,6 +2,10 @@ import EquicastCore
 import EquicastCrypto
 import EquicastPosix
 
+#if EQUICAST_FAULT_INJECTION
+    import Glibc
+#endif
+
 /// The daemon's side of releases: the chunk store, assembling the image, and the install / health / rollback
 /// hooks, each step persisted (`UpdateRecord`) before it starts so that a power cut resumes or rolls back.
 extension Daemon {
@@ -35,6 +39,10 @@ extension Daemon {
         s.installedVersion = record?.installedVersion ?? config.firmwareVersion
         s.updateState = record?.state ?? (config.firmwareVersion > 0 ? .committed : .idle)
         s.rejectedReleases = record?.rejected ?? []
+        #if EQUICAST_FAULT_INJECTION
+            // Debug builds only: the process tests make one agent a rogue peer.
+            s.faultServeCorruptChunks = getenv("EQUICAST_FAULT_SERVE_CORRUPT_CHUNKS") != nil
+        #endif
         return s
     }
 

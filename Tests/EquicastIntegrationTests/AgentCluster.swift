@@ -60,7 +60,7 @@ final class AgentCluster {
     /// agent through another command (`ip netns exec NAME`).
     func start(
         _ i: Int, key: String = "fleet.key", bind: String? = nil, seeds: [String]? = nil, launcher: [String] = [],
-        extra: [String] = []
+        extra: [String] = [], environment: [String: String] = [:]
     ) throws {
         let state = directory + "/n\(i)"
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
@@ -84,6 +84,7 @@ final class AgentCluster {
                 throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: state + ".log"])
             }
         }
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: state + ".log"))
         p.standardError = log
         p.standardOutput = log

@@ -104,4 +104,48 @@ import Testing
         #expect(served[1...].reduce(0, +) > 0)
         print("origin served \(served[0]) of \(fetched) bytes fetched by 7 agents")
     }
+
+    /// Node 1 is a rogue: a debug build's fault switch makes it serve every chunk with one byte flipped, after
+    /// its own store checked it (a compromised device holding the fleet key). The release is pushed to the rogue
+    /// and to node 0, so the others find two sources and ask both. They refuse the rogue's chunks, log it by
+    /// its id, stop asking it, fetch the chunks from node 0, and install the exact image; no honest node is blamed.
+    @Test func aPeerServingCorruptedChunksIsDetectedAndAvoided() throws {
+        let cluster = AgentCluster(name: "rogue")
+        let image = RolloutTests.randomImage(size: 4 << 20, seed: 31)
+        let file = try RolloutTests.makeRelease(in: cluster, image: image, version: 2)
+        let rogue = 1
+        for i in 0..<5 {
+            try cluster.start(
+                i, extra: RolloutTests.releaseFlags(cluster, i),
+                environment: i == rogue ? ["EQUICAST_FAULT_SERVE_CORRUPT_CHUNKS": "1"] : [:])
+        }
+        #expect(cluster.waitFor(seconds: 15) { (0..<5).allSatisfy { cluster.members($0)?.count == 5 } } != nil)
+        for origin in [rogue, 0] {
+            let (status, output) = try RolloutTests.run(
+                ["rollout", "push", file] + RolloutTests.agentFlags(cluster, origin))
+            try #require(status == 0, "push to node \(origin): \(output)")
+        }
+        let done = cluster.waitFor(seconds: 60) {
+            (0..<5).allSatisfy { cluster.status($0)?["update_state"] == "committed" }
+        }
+        try #require(done != nil, "not every node committed: \((0..<5).map { cluster.status($0)?["update_state"] })")
+        let source = Digest256(hashing: image)
+        for i in 0..<5 { #expect(ReleaseFaultTests.installedHash(cluster, i) == source, "node \(i)") }
+
+        let rogueID = try #require(cluster.nodeID(rogue))
+        var detections = 0
+        for i in [0, 2, 3, 4] {  // node 0 too: it may fetch from the rogue before its own push arrives
+            let lines = ReleaseFaultTests.log(cluster, i).split(separator: "\n").filter {
+                $0.contains("that does not match its id")
+            }
+            // The first refused chunk bans the rogue for this release: only requests already in flight to it
+            // (ChunkRequestsPerPeer, 2) can bring more.
+            #expect(lines.count <= 2, "node \(i) kept asking the rogue: \(lines)")
+            for line in lines { #expect(line.contains("peer \(rogueID) at "), "node \(i) blamed another: \(line)") }
+            detections += lines.count
+            #expect(cluster.status(i)?["bad_chunks"] == "\(lines.count)", "node \(i)")
+        }
+        #expect(detections > 0, "no node asked the rogue for a chunk")
+        print("the rogue was caught \(detections) times by 4 honest nodes")
+    }
 }

@@ -25,6 +25,11 @@ public struct ReleaseSettings: Sendable {
     public var requestTimeout: UInt64 = 30_000
     /// How often the download's progress is gossiped: at every 1/steps of the chunks (state changes always).
     public var progressSteps = 4
+    #if EQUICAST_FAULT_INJECTION
+        /// Debug builds only (the process tests): serve every chunk with one byte flipped after it has been
+        /// checked, as a compromised peer holding the fleet key would. Release and device builds lack the field.
+        public var faultServeCorruptChunks = false
+    #endif
 
     public init() {}
 }
@@ -115,6 +120,9 @@ extension Node {
         if let t = transfer, t.id == release, index >= 0, index < t.chunkCount {
             if let b = bytes, t.matches(b, index: index) {
                 reply.payload = b
+                #if EQUICAST_FAULT_INJECTION
+                    if releaseSettings.faultServeCorruptChunks && !b.isEmpty { reply.payload[b.count / 2] ^= 0x01 }
+                #endif
                 transfer!.bytesServed += UInt64(b.count)
                 counters.bytesServed += UInt64(b.count)
             } else if t.have.contains(index) {
