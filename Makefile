@@ -3,14 +3,18 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
 # Debian packages the build and tests need. The cross sysroots are assembled separately by cross/sysroot.sh.
-DEB_PACKAGES := libsodium-dev zlib1g-dev libsnmp-dev pkg-config qemu-user-static binutils python3 iproute2
+DEB_PACKAGES := libsodium-dev zlib1g-dev libsnmp-dev pkg-config qemu-user-static binutils python3 iproute2 \
+  smitools snmp snmpd snmptrapd
 
-.PHONY: test demo deps lint build unit-test cross-test fuzz bench-crypto clean
+# The IETF base MIB modules (SNMPv2-SMI, ...) are not in Debian's main archive; tests and CI take them from here.
+IETF_MIBS ?= $(abspath ../shared/mibs/ietf)
+
+.PHONY: test demo deps lint mib-lint build unit-test cross-test fuzz bench-crypto clean
 
 ## test: install what is missing, build, run the unit tests, then the Embedded cross builds and their
 ## selftests (aarch64 and armv7hf under qemu, x86_64 natively, and aarch64 with SNMP).
 ## test: see above.
-test: deps lint build unit-test cross-test
+test: deps lint mib-lint build unit-test cross-test
 
 ## deps: install missing Debian packages (needs root; otherwise it lists what to install).
 deps:
@@ -25,6 +29,15 @@ deps:
 ## lint: swift-format (ships with the toolchain) against the committed .swift-format; warnings fail.
 lint:
 	swift format lint --strict -r Sources Tests bench/swift bench/fuzz Package.swift
+
+## mib-lint: smilint at its strictest level must print nothing, and net-snmp must load the module by name.
+mib-lint:
+	@out=$$(SMIPATH=$(IETF_MIBS) smilint -l 6 -s mibs/EQUICAST-LITE-MIB.txt 2>&1); \
+	if [ -n "$$out" ]; then echo "$$out"; echo "mib-lint: smilint is not clean" >&2; exit 1; fi
+	@oid=$$(SNMP_PERSISTENT_DIR=$$(mktemp -d) snmptranslate -M $(CURDIR)/mibs:$(IETF_MIBS) -m EQUICAST-LITE-MIB \
+	  -On EQUICAST-LITE-MIB::equicastUpdateAdminStatus); \
+	test "$$oid" = .1.3.6.1.4.1.8072.9999.7411.1.4.5 || { echo "mib-lint: net-snmp read '$$oid'" >&2; exit 1; }
+	@echo "mib-lint: EQUICAST-LITE-MIB is smilint -l 6 clean and loads in net-snmp"
 
 build:
 	swift build
