@@ -67,6 +67,14 @@ public struct AgentConfig: Equatable {
     /// Run when the install or the health check fails (same environment); it should restore the previous
     /// firmware.
     public var rollbackCommand = ""
+    /// `SNMPAgentX`: attach to the device's snmpd as an AgentX subagent and serve EQUICAST-LITE-MIB (only in
+    /// builds with SNMP support). Off by default.
+    public var snmpAgentX = false
+    /// `SNMPAgentXSocket`: the master's AgentX socket: a Unix socket path, or `tcp:HOST:PORT`.
+    public var snmpAgentXSocket = "/var/agentx/master"
+    /// `SNMPPingInterval`: seconds between AgentX pings to the master, and between reconnection attempts while
+    /// it is unreachable.
+    public var snmpPingInterval = 5
 
     public init() {}
 
@@ -156,6 +164,18 @@ public struct AgentConfig: Equatable {
         case "installcommand": installCommand = value
         case "healthcommand": healthCommand = value
         case "rollbackcommand": rollbackCommand = value
+        case "snmpagentx":
+            switch value.asciiLowercased {
+            case "on", "true", "yes", "1": snmpAgentX = true
+            case "off", "false", "no", "0": snmpAgentX = false
+            default: throw bad("expected on or off")
+            }
+        case "snmpagentxsocket":
+            guard !value.isEmpty, value.utf8.count <= 255 else { throw bad("expected a socket path or tcp:HOST:PORT") }
+            snmpAgentXSocket = value
+        case "snmppinginterval":
+            guard let v = Int(value), v >= 1, v <= 3600 else { throw bad("expected 1 ... 3600 seconds") }
+            snmpPingInterval = v
         default:
             throw .unknownKey(source: source, line: line, key: key)
         }

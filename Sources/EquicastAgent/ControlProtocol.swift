@@ -34,6 +34,7 @@ enum ControlProtocol {
                 ("suspicions_raised", "\(c.suspicionsRaised)"), ("refutations", "\(c.refutations)"),
                 ("events_delivered", "\(c.eventsDelivered)"),
                 ("firmware_version", "\(node.installedVersion)"), ("update_state", node.updateState.name),
+                ("update_admin_status", daemon.installsDeferred ? "defer" : "allow"),
                 ("target_version", node.heldReleaseInstallable ? "\(node.heldRelease?.version ?? 0)" : "0"),
                 ("chunks_verified_held", "\(node.releaseHaves?.setCount ?? 0)"),
                 ("chunks_total", "\(node.releaseHaves?.count ?? 0)"),

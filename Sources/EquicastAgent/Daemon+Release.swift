@@ -124,6 +124,12 @@ extension Daemon {
             log.log(.warning, "no InstallCommand configured: version \(held.manifest.version) stays staged")
             return
         }
+        if installsDeferred {
+            log.log(
+                .info,
+                "installs are deferred (update admin status 'defer'): version \(held.manifest.version) stays staged")
+            return
+        }
         startHook(.install, now: now)
     }
 
@@ -200,6 +206,7 @@ extension Daemon {
                 startHook(.health, now: now)
             } else {
                 log.log(.error, "install command \(detail): the update failed; rolling back")
+                updateReason = "install command \(detail)"
                 startHook(.rollback(after: .failed), now: now)
             }
         case .health:
@@ -207,6 +214,7 @@ extension Daemon {
                 commit(now: now)
             } else {
                 log.log(.error, "health command \(detail): rolling back")
+                updateReason = "health command \(detail)"
                 startHook(.rollback(after: .rolledBack), now: now)
             }
         case .rollback(let after):
@@ -232,6 +240,7 @@ extension Daemon {
 
     func failUpdate(_ why: String, now: UInt64) {
         log.log(.error, "update failed: \(why)")
+        updateReason = why
         if let store = releaseStore {
             do throws(PosixError) { try FileSystem.remove(store.imagePath) } catch {
                 log.log(.warning, "cannot remove the partial image: \(error)")
@@ -252,5 +261,6 @@ extension Daemon {
             log.log(.error, "cannot persist the update state (\(state.name)): \(error)")
         }
         node.reportUpdate(state, installedVersion: record.installedVersion, now: now)
+        notifySNMP(update: state, reason: updateReason)
     }
 }

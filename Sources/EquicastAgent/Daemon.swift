@@ -2,6 +2,10 @@ import EquicastCore
 import EquicastCrypto
 import EquicastPosix
 
+#if canImport(EquicastSNMP)
+    import EquicastSNMP
+#endif
+
 /// equicastd's driver: one thread, one poll() loop over the UDP socket, the TCP listener, TCP connections and
 /// the control socket, feeding the sans-IO `Node` and carrying out what it asks.
 public final class Daemon {
@@ -20,6 +24,15 @@ public final class Daemon {
     var record: UpdateRecord
     var hook: Hook?
     var resumeAfterDownload = false
+    /// The update admin status (EQUICAST-LITE-MIB::equicastUpdateAdminStatus): when true, a verified release
+    /// stays staged instead of being installed. Kept in StateDirectory/update-admin-status.
+    var installsDeferred = false
+    /// Why the update last failed or rolled back (for the notification).
+    var updateReason = ""
+    #if canImport(EquicastSNMP)
+        var snmp: SubAgent?
+        var nextSNMPSnapshot: UInt64 = 0
+    #endif
 
     final class Connection {
         enum Kind {
@@ -97,7 +110,10 @@ public final class Daemon {
                 "product \(config.product), firmware version \(record.installedVersion) (\(record.state.name)), "
                     + "\(releaseSettings.trustedKeys.count) trusted release key(s)")
         }
+        installsDeferred = Daemon.loadAdminStatus(config.stateDirectory, log: &log)
+        if installsDeferred { log.log(.info, "installs are deferred (update admin status 'defer')") }
         restoreReleases(now: now)
+        startSNMP(now: now)
         flushNode(now: now)
     }
 
@@ -134,6 +150,7 @@ public final class Daemon {
             flushNode(now: now)
             if let t = terminateRequestedAt, node.leaveComplete || now >= t + 3_000 {
                 log.log(.info, "left")
+                stopSNMP()
                 return
             }
             try waitAndHandle(now: now)
@@ -186,6 +203,7 @@ public final class Daemon {
         }
         while let e = node.pollEvent() {
             logEvent(e)
+            notifySNMP(e)
             switch e {
             case .releaseDownloaded: resumeAfterDownload = true
             case .releaseAccepted(_, let installable) where installable: setUpdate(.downloading, now: now)
@@ -233,13 +251,18 @@ public final class Daemon {
         }
         if terminateRequestedAt != nil { wake = min(wake, now + 50) }
         if hook != nil || resumeAfterDownload { wake = min(wake, now + 100) }
+        let snmpFDs = snmpWatch(now: now, wake: &wake)
+        for fd in snmpFDs { watch.append((fd, .readable)) }
         poller.watch(watch)
         let timeout = Int32(min(wake > now ? wake - now : 0, 1000))
         let ready: [(fd: Int32, events: PollEvents)]
         do throws(PosixError) { ready = try poller.wait(timeoutMilliseconds: timeout) } catch { throw .runtime(error) }
         let after = MonotonicClock.milliseconds()
+        var snmpReadable: [Int32] = []
         for (fd, events) in ready {
-            if fd == udp.fd {
+            if snmpFDs.contains(fd) {
+                snmpReadable.append(fd)
+            } else if fd == udp.fd {
                 receiveDatagrams(now: after)
             } else if fd == tcp.fd {
                 acceptAll(tcp, control: false, now: after)
@@ -250,6 +273,7 @@ public final class Daemon {
             }
         }
         for (fd, c) in connections where after >= c.deadline { closeConnection(fd, c, failed: true, now: after) }
+        snmpProcess(readable: snmpReadable, now: after)
     }
 
     func receiveDatagrams(now: UInt64) {
