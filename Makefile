@@ -12,7 +12,8 @@ IETF_MIBS ?= $(abspath ../shared/mibs/ietf)
 .PHONY: test demo deps lint mib-lint build unit-test cross-test fuzz bench-crypto clean
 
 ## test: install what is missing, build, run the unit tests, then the Embedded cross builds and their
-## selftests (aarch64 and armv7hf under qemu, x86_64 natively, and aarch64 with SNMP).
+## selftests (aarch64 and armv7hf under qemu, x86_64 natively, and aarch64 with SNMP, which must also answer
+## snmpget and snmpwalk as an AgentX subagent of a private snmpd).
 ## test: see above.
 test: deps lint mib-lint build unit-test cross-test
 
@@ -50,6 +51,7 @@ cross-test:
 	cross/cluster-test.sh aarch64
 	cross/cluster-test.sh armv7hf
 	cross/build.sh --arch aarch64 --snmp --test
+	cross/snmp-test.sh aarch64
 
 ## demo: eight agents on loopback (one aarch64 under qemu) converge, take a signed release pushed to one of
 ## them, install it, then one is killed and the rest mark it failed.

@@ -6,6 +6,8 @@ cli="$root/.build/debug/equicast"
 fleet_dir=$(mktemp -d /tmp/equicast-fleet.XXXXXX)
 fleet_base_port=$((10000 + RANDOM % 20000))  # below the ephemeral range (32768 up)
 declare -A fleet_pids=()
+# Extra agent flags for the next fleet_start calls (cross/snmp-test.sh sets the SNMP ones).
+fleet_extra=()
 # Faster than the defaults so a demo takes seconds; the same proportions.
 fleet_timers=(--GossipInterval 100 --ProbeInterval 500 --ProbeTimeout 200 --HeartbeatTimeout 2500 --SyncInterval 1000)
 
@@ -30,6 +32,7 @@ fleet_start() {
   local args=(run --BindAddress "127.0.0.1:$(fleet_port "$i")" --StateDirectory "$state"
     --FleetKeyFile "$fleet_dir/fleet.key" --NodeName "node-$i" "${fleet_timers[@]}")
   [ "$i" -eq 0 ] || args+=(--Seeds "127.0.0.1:$(fleet_port 0)")
+  args+=("${fleet_extra[@]}")
   # With a release key (fleet_release_key), the agent takes releases: it "installs" by copying the image into
   # its state directory, and its health check is that the copy is there.
   if [ -f "$fleet_dir/release.key.pub" ]; then
