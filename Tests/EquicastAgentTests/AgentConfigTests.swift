@@ -65,6 +65,22 @@ import Testing
         }
     }
 
+    @Test func snmpSettings() throws {
+        let c = try parse("SNMPAgentX = on\nSNMPAgentXSocket = tcp:127.0.0.1:705\nSNMPPingInterval = 2\n")
+        #expect(c.snmpAgentX && c.snmpAgentXSocket == "tcp:127.0.0.1:705" && c.snmpPingInterval == 2)
+        for (text, reason) in [
+            ("SNMPAgentX = maybe", "expected on or off"), ("SNMPPingInterval = 0", "expected 1 ... 3600 seconds"),
+            ("SNMPAgentXSocket = ", "expected a socket path or tcp:HOST:PORT"),
+        ] {
+            do {
+                _ = try parse(text)
+                Issue.record("'\(text)' was accepted")
+            } catch {
+                #expect(error.description.hasPrefix("test.conf:1: ") && error.description.hasSuffix(reason), "\(error)")
+            }
+        }
+    }
+
     @Test func flagsOverrideTheFile() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("eqconf-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -113,7 +129,7 @@ import Testing
             "BindAddress", "AdvertiseAddress", "Seeds", "StateDirectory", "FleetKeyFile", "EncryptionEnabled",
             "ControlSocket", "NodeName", "LogLevel", "RingSize", "GossipInterval", "ProbeInterval", "ProbeTimeout",
             "HeartbeatTimeout", "Fanout", "IndirectChecks", "SuspicionMultiplier", "RetransmitMultiplier",
-            "SyncInterval", "ReconnectInterval", "MembersMax",
+            "SyncInterval", "ReconnectInterval", "MembersMax", "SNMPAgentX", "SNMPAgentXSocket", "SNMPPingInterval",
         ] {
             #expect(
                 text.contains("\n\(key) =") || text.contains("# \(key) ="),
