@@ -24,7 +24,7 @@ run() {  # name title extra-args...
   shift 2
   log="$out/$name.txt"
   /usr/bin/time -f "wall %e s, peak RSS %M KiB" "$sim" sim "$@" --seed 1 --clean \
-    --bandwidth 100000000 --delay-min 200 --delay-mean 1000 --duration 20 --crash-fraction 0.2 \
+    --bandwidth 100000000 --delay-min 200 --delay-mean 1000 --duration "${duration:-20}" --crash-fraction 0.2 \
     --csv "$out/$name.csv" --plot "$out/$name.svg" >"$log" 2>&1 || true
   echo "== $title" | tee -a "$table"
   grep -vE "^SEED=" "$log" | tee -a "$table"
@@ -33,6 +33,10 @@ run() {  # name title extra-args...
 for n in "${sizes[@]}"; do
   run "join-$n" "N = $n, join" join -n "$n"
   run "crash-$n" "N = $n, crash" crash -n "$n"
+  if [ "$n" -ge 10000 ]; then
+    # The speed target: 60 simulated seconds at this size (the join, then a quiet fleet) in under 2 minutes.
+    duration=60 run "join-60s-$n" "N = $n, join, 60 simulated seconds" join -n "$n" --duration 60
+  fi
   if [ "$n" -ge 1000 ]; then
     run "crash-fast-$n" "N = $n, crash, fast detection" crash -n "$n" \
       --probe-interval 200 --probe-timeout 100 --heartbeat-timeout 2000
