@@ -5,14 +5,10 @@
 set -euo pipefail
 arch=${1:-aarch64}
 here=$(cd "$(dirname "$0")" && pwd)
-case "$arch" in
-  aarch64) runner=qemu-aarch64-static; sysroot="$here/sysroot/arm64"; multiarch=aarch64-linux-gnu ;;
-  armv7hf) runner=qemu-arm-static; sysroot="$here/sysroot/armhf"; multiarch=arm-linux-gnueabihf ;;
-  *) echo "cluster-test.sh: unknown architecture '$arch'" >&2; exit 2 ;;
-esac
 binary="$here/out/$arch/equicastd"
 [ -x "$binary" ] || { echo "cluster-test.sh: build it first: cross/build.sh --arch $arch" >&2; exit 1; }
 source "$here/../demo/agents.sh"
+fleet_qemu "$arch"
 trap fleet_cleanup EXIT
 
 fleet_key

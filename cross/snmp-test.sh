@@ -6,15 +6,11 @@
 set -euo pipefail
 arch=${1:-aarch64}
 here=$(cd "$(dirname "$0")" && pwd)
-case "$arch" in
-  aarch64) runner=qemu-aarch64-static; sysroot="$here/sysroot/arm64"; multiarch=aarch64-linux-gnu ;;
-  armv7hf) runner=qemu-arm-static; sysroot="$here/sysroot/armhf"; multiarch=arm-linux-gnueabihf ;;
-  *) echo "snmp-test.sh: unknown architecture '$arch'" >&2; exit 2 ;;
-esac
 binary="$here/out/$arch-snmp/equicastd"
 [ -x "$binary" ] || { echo "snmp-test.sh: build it first: cross/build.sh --arch $arch --snmp" >&2; exit 1; }
 ietf_mibs=${IETF_MIBS:-$(cd "$here/../.." && pwd)/shared/mibs/ietf}
 source "$here/../demo/agents.sh"
+fleet_qemu "$arch"
 
 snmp_dir="$fleet_dir/snmp"
 mkdir -p "$snmp_dir/persist" "$snmp_dir/manager"

@@ -22,6 +22,15 @@ fleet_key() { "$cli" keygen --fleet -o "$fleet_dir/fleet.key" >/dev/null; }
 # fleet_release_key: an Ed25519 release key pair for the fleet; agents started afterwards trust its public half.
 fleet_release_key() { "$cli" keygen --release -o "$fleet_dir/release.key" >/dev/null; }
 
+# fleet_qemu ARCH: sets runner, sysroot and multiarch for running the cross-built agent of ARCH under qemu.
+fleet_qemu() {
+  case "$1" in
+    aarch64) runner=qemu-aarch64-static; sysroot="$root/cross/sysroot/arm64"; multiarch=aarch64-linux-gnu ;;
+    armv7hf) runner=qemu-arm-static; sysroot="$root/cross/sysroot/armhf"; multiarch=arm-linux-gnueabihf ;;
+    *) echo "unknown architecture '$1' (aarch64, armv7hf)" >&2; return 2 ;;
+  esac
+}
+
 fleet_port() { echo $((fleet_base_port + $1)); }
 
 # fleet_start I [qemu-aarch64|qemu-arm SYSROOT BINARY]: starts agent I, joining through agent 0.

@@ -3,7 +3,7 @@ import EquicastCrypto
 import EquicastPosix
 
 #if EQUICAST_FAULT_INJECTION
-    import Glibc
+    import CEquicastShims  // getenv
 #endif
 
 /// The daemon's side of releases: the chunk store, assembling the image, and the install / health / rollback

@@ -36,7 +36,7 @@ extension Daemon {
     /// Persists, then applies, the admin status. Allowing installs again installs a release already staged
     /// (verified and signed); it never fetches or starts anything else. Returns false, changing nothing, if the
     /// status could not be written.
-    func setInstallsDeferred(_ deferred: Bool, now: UInt64) -> Bool {
+    func setInstallsDeferred(_ deferred: Bool) -> Bool {
         let path = Daemon.adminStatusPath(config.stateDirectory)
         do throws(PosixError) {
             try FileSystem.writeFileAtomically(path, Array((deferred ? "defer\n" : "allow\n").utf8), mode: 0o600)
@@ -67,9 +67,7 @@ extension Daemon {
             snmp = SubAgent(
                 socketPath: config.snmpAgentXSocket, persistentDirectory: directory,
                 pingInterval: Int32(config.snmpPingInterval), adminStatus: installsDeferred ? .deferInstalls : .allow,
-                applyAdminStatus: { status in
-                    self.setInstallsDeferred(status == .deferInstalls, now: MonotonicClock.milliseconds())
-                },
+                applyAdminStatus: { status in self.setInstallsDeferred(status == .deferInstalls) },
                 log: { level, text in
                     switch level {
                     case .debug: self.log.log(.debug, text)
