@@ -76,6 +76,7 @@ let package = Package(
         .testTarget(name: "EquicastCoreTests", dependencies: ["EquicastCore", "EquicastCrypto"]),
         .testTarget(name: "EquicastPosixTests", dependencies: ["EquicastPosix", "EquicastCrypto"]),
         .testTarget(name: "EquicastAgentTests", dependencies: ["EquicastAgent"]),
+        .testTarget(name: "EquicastSNMPTests", dependencies: ["EquicastSNMP", "EquicastCore"]),
         .testTarget(name: "EquicastSimTests", dependencies: ["EquicastSim", "EquicastCore"]),
         .testTarget(name: "EquicastIntegrationTests", dependencies: ["EquicastCore", "EquicastPosix", "equicastd"]),
     ]

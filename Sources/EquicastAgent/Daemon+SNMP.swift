@@ -104,20 +104,22 @@ extension Daemon {
 
         func notifySNMP(_ e: NodeEvent) {
             guard let snmp else { return }
+            let now = MonotonicClock.milliseconds()
             switch e {
-            case .memberJoined(let id, let address): snmp.send(.memberJoined(id, address))
+            case .memberJoined(let id, let address): snmp.send(.memberJoined(id, address), now: now)
             case .memberFailed(let id):
-                if let m = node.member(id) { snmp.send(.memberFailed(id, m.address)) }
+                if let m = node.member(id) { snmp.send(.memberFailed(id, m.address), now: now) }
             case .integrityViolation(let peer, let address, let release, let chunk):
                 snmp.send(
                     .integrityViolation(
                         peer: peer, address: address, release: release.bytes,
-                        reason: "chunk \(chunk) does not match its id"))
+                        reason: "chunk \(chunk) does not match its id"), now: now)
             case .releaseRefused(let error, let from):
                 // Only a failed verification is an integrity violation (not a release for another product).
                 switch error {
                 case .badSignature, .untrustedSigner, .badChunk:
-                    snmp.send(.integrityViolation(peer: node.id, address: from, release: [], reason: "\(error)"))
+                    snmp.send(
+                        .integrityViolation(peer: node.id, address: from, release: [], reason: "\(error)"), now: now)
                 default: break
                 }
             default: break
@@ -127,13 +129,14 @@ extension Daemon {
         /// Update outcomes as notifications (called by `setUpdate`).
         func notifySNMP(update state: UpdateState, reason: String) {
             guard let snmp, let held = node.heldRelease else { return }
+            let now = MonotonicClock.milliseconds()
             switch state {
             case .committed:
-                snmp.send(.firmwareInstalled(version: record.installedVersion, release: held.releaseID.bytes))
+                snmp.send(.firmwareInstalled(version: record.installedVersion, release: held.releaseID.bytes), now: now)
             case .failed:
-                snmp.send(.updateFailed(version: held.version, release: held.releaseID.bytes, reason: reason))
+                snmp.send(.updateFailed(version: held.version, release: held.releaseID.bytes, reason: reason), now: now)
             case .rolledBack:
-                snmp.send(.rolledBack(version: held.version, release: held.releaseID.bytes, reason: reason))
+                snmp.send(.rolledBack(version: held.version, release: held.releaseID.bytes, reason: reason), now: now)
             default: break
             }
         }

@@ -14,11 +14,58 @@ public enum SNMPNotification: Sendable {
     case integrityViolation(peer: NodeID, address: SocketAddress, release: [UInt8], reason: String)
 }
 
+/// A token bucket for notifications: `burst` may go at once, then `perSecond`. A node that joins a fleet of
+/// thousands learns of every member within seconds, and a crash of a fifth of a fleet fails as many at once: one
+/// notification each would flood the manager with what the tables already show.
+public struct NotificationBudget: Sendable {
+    public let burst: UInt64
+    public let perSecond: UInt64
+    /// In thousandths of a notification.
+    private var tokens: UInt64
+    private var refilledAt: UInt64?
+    /// Refused since the last `takeDropped()`.
+    public private(set) var dropped: UInt64 = 0
+
+    public init(burst: UInt64 = 32, perSecond: UInt64 = 4) {
+        self.burst = burst
+        self.perSecond = perSecond
+        tokens = burst * 1000
+    }
+
+    /// Whether one more may go at `now` (monotonic ms); counts it either way.
+    public mutating func take(now: UInt64) -> Bool {
+        if let t = refilledAt, now > t { tokens = min(burst * 1000, tokens + (now - t) * perSecond) }
+        refilledAt = max(refilledAt ?? now, now)
+        guard tokens >= 1000 else {
+            dropped += 1
+            return false
+        }
+        tokens -= 1000
+        return true
+    }
+
+    public mutating func takeDropped() -> UInt64 {
+        defer { dropped = 0 }
+        return dropped
+    }
+}
+
 extension SubAgent {
-    /// Sends `notification` if the master is connected; returns whether it was handed to net-snmp.
+    /// Sends `notification` if the master is connected and the budget allows; returns whether it was handed to
+    /// net-snmp. What the budget refuses is logged, as a count, at most once a minute. `now`: monotonic ms.
     @discardableResult
-    public func send(_ notification: SNMPNotification) -> Bool {
+    public func send(_ notification: SNMPNotification, now: UInt64) -> Bool {
         guard connected else { return false }
+        guard notificationBudget.take(now: now) else {
+            if now >= dropReportedAt + 60_000 {
+                dropReportedAt = now
+                log(
+                    .warning,
+                    "SNMP: \(notificationBudget.takeDropped()) notification(s) not sent: more than "
+                        + "\(notificationBudget.perSecond) a second (the tables show the current state)")
+            }
+            return false
+        }
         let notify: (oid) -> [oid] = { MIBTree.objects + [7, $0, 0] }
         var values: [([oid], SNMPValue)] = []
         let kind: oid

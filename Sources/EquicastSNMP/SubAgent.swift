@@ -36,6 +36,9 @@ public final class SubAgent {
     /// The value a SET in progress replaces, kept from RESERVE2 for UNDO.
     var adminStatusUndo: UpdateAdminStatus?
 
+    var notificationBudget = NotificationBudget()
+    var dropReportedAt: UInt64 = 0
+
     /// Whether the master has accepted our session (net-snmp's AgentX index callbacks).
     public internal(set) var connected = false
     var unreachableReported = false
