@@ -5,12 +5,14 @@
 # rates, and how many copies the origin uploaded. Records each run's summary, CSV and plot in
 # bench/results/sim-rollout/ and a table in bench/results/sim-rollout.txt. Fixed seeds.
 # Usage: bench/sim-rollout.sh [N:KIB:BITS_PER_S[:AT_S] ...]
-#   (default 100:4096:20000000 1000:1024:20000000 10000:1024:20000000:6; AT_S is when node 0 gets the release,
-#   given where the derived moment would fall before the join has settled)
+#   (default 100:4096:20000000 1000:1024:20000000; AT_S is when node 0 gets the release, for sizes whose join
+#   takes longer than the derived moment, e.g. 10000:1024:20000000:6. At N = 10,000 the run does not fit in this
+#   machine's 24 GiB today: every node keeps every node's status report, and it held 15.8 GiB, still growing,
+#   13 minutes in.)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 runs=("$@")
-[ ${#runs[@]} -gt 0 ] || runs=(100:4096:20000000 1000:1024:20000000 10000:1024:20000000:6)
+[ ${#runs[@]} -gt 0 ] || runs=(100:4096:20000000 1000:1024:20000000)
 out="$root/bench/results/sim-rollout"
 mkdir -p "$out"
 (cd "$root" && swift build -c release --product equicast >/dev/null)
