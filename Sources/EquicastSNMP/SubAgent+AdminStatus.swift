@@ -15,7 +15,7 @@ extension SubAgent {
         let oid = MIBTree.object(4, 5)
         let registration = oid.withUnsafeBufferPointer {
             netsnmp_create_handler_registration(
-                "equicastUpdateAdminStatus", equicastAdminStatusHandler, $0.baseAddress, $0.count,
+                "equicastUpdateAdminStatus", { SubAgent.adminStatusHandler($0, $1, $2, $3) }, $0.baseAddress, $0.count,
                 3)  // HANDLER_CAN_RWRITE
         }
         if let registration { netsnmp_register_scalar(registration) }
@@ -66,15 +66,4 @@ extension SubAgent {
         }
         return nil
     }
-}
-
-// C entry points for net-snmp (a C function pointer cannot refer to a static method).
-
-func equicastAdminStatusHandler(
-    _ handler: UnsafeMutablePointer<netsnmp_mib_handler>?,
-    _ reginfo: UnsafeMutablePointer<netsnmp_handler_registration>?,
-    _ reqinfo: UnsafeMutablePointer<netsnmp_agent_request_info>?,
-    _ requests: UnsafeMutablePointer<netsnmp_request_info>?
-) -> Int32 {
-    SubAgent.adminStatusHandler(handler, reginfo, reqinfo, requests)
 }

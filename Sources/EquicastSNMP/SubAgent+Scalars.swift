@@ -25,7 +25,8 @@ extension SubAgent {
         for (group, item, name) in SubAgent.scalars {
             let oid = MIBTree.object(group, item)
             let registration = oid.withUnsafeBufferPointer {
-                netsnmp_create_handler_registration(name, equicastScalarHandler, $0.baseAddress, $0.count, 1)
+                netsnmp_create_handler_registration(
+                    name, { SubAgent.scalarHandler($0, $1, $2, $3) }, $0.baseAddress, $0.count, 1)
             }
             if let registration { netsnmp_register_scalar(registration) }
         }
@@ -87,15 +88,4 @@ extension SubAgent {
         }
         return 0
     }
-}
-
-// C entry points for net-snmp (a C function pointer cannot refer to a static method).
-
-func equicastScalarHandler(
-    _ handler: UnsafeMutablePointer<netsnmp_mib_handler>?,
-    _ reginfo: UnsafeMutablePointer<netsnmp_handler_registration>?,
-    _ reqinfo: UnsafeMutablePointer<netsnmp_agent_request_info>?,
-    _ requests: UnsafeMutablePointer<netsnmp_request_info>?
-) -> Int32 {
-    SubAgent.scalarHandler(handler, reginfo, reqinfo, requests)
 }

@@ -63,32 +63,3 @@ extension SubAgent {
         }
     }
 }
-
-// C entry points for net-snmp (a C function pointer cannot refer to a static method).
-
-func equicastMemberColumn(
-    _ handler: UnsafeMutablePointer<netsnmp_mib_handler>?,
-    _ reginfo: UnsafeMutablePointer<netsnmp_handler_registration>?,
-    _ reqinfo: UnsafeMutablePointer<netsnmp_agent_request_info>?,
-    _ requests: UnsafeMutablePointer<netsnmp_request_info>?
-) -> Int32 {
-    SubAgent.memberColumn(handler, reginfo, reqinfo, requests)
-}
-
-func equicastFleetColumn(
-    _ handler: UnsafeMutablePointer<netsnmp_mib_handler>?,
-    _ reginfo: UnsafeMutablePointer<netsnmp_handler_registration>?,
-    _ reqinfo: UnsafeMutablePointer<netsnmp_agent_request_info>?,
-    _ requests: UnsafeMutablePointer<netsnmp_request_info>?
-) -> Int32 {
-    SubAgent.fleetColumn(handler, reginfo, reqinfo, requests)
-}
-
-func equicastReleaseColumn(
-    _ handler: UnsafeMutablePointer<netsnmp_mib_handler>?,
-    _ reginfo: UnsafeMutablePointer<netsnmp_handler_registration>?,
-    _ reqinfo: UnsafeMutablePointer<netsnmp_agent_request_info>?,
-    _ requests: UnsafeMutablePointer<netsnmp_request_info>?
-) -> Int32 {
-    SubAgent.releaseColumn(handler, reginfo, reqinfo, requests)
-}

@@ -68,22 +68,24 @@ public final class SubAgent {
 
         // net-snmp's messages come to us (never to stderr): the connection ones drive `connected`.
         snmp_enable_calllog()
-        snmp_register_callback(0, 4, equicastLogCallback, nil)  // SNMP_CALLBACK_LIBRARY, _LOGGING
-        snmp_register_callback(1, 10, equicastSessionStarted, nil)  // SNMP_CALLBACK_APPLICATION, INDEX_START
-        snmp_register_callback(1, 11, equicastSessionStopped, nil)  // SNMPD_CALLBACK_INDEX_STOP
+        // (SNMP_CALLBACK_LIBRARY, SNMP_CALLBACK_LOGGING), then (SNMP_CALLBACK_APPLICATION, SNMPD_CALLBACK_INDEX_START
+        // and _STOP). Each closure captures nothing, so it passes as a C function pointer.
+        snmp_register_callback(0, 4, { SubAgent.logCallback($0, $1, $2, $3) }, nil)
+        snmp_register_callback(1, 10, { SubAgent.sessionStarted($0, $1, $2, $3) }, nil)
+        snmp_register_callback(1, 11, { SubAgent.sessionStopped($0, $1, $2, $3) }, nil)
 
         init_agent("equicastd")
         registerScalars()
         registerAdminStatus()
         memberTable = MIBTable(
             name: "equicastMemberTable", oid: MIBTree.object(3, 5), columns: 2...10,
-            indexType: SNMPValue.typeFixedOctetString, handler: equicastMemberColumn)
+            indexType: SNMPValue.typeFixedOctetString, handler: { SubAgent.memberColumn($0, $1, $2, $3) })
         fleetTable = MIBTable(
             name: "equicastFleetTable", oid: MIBTree.objects + [6, 1], columns: 2...6,
-            indexType: SNMPValue.typeFixedOctetString, handler: equicastFleetColumn)
+            indexType: SNMPValue.typeFixedOctetString, handler: { SubAgent.fleetColumn($0, $1, $2, $3) })
         releaseTable = MIBTable(
             name: "equicastReleaseTable", oid: MIBTree.objects + [6, 2], columns: 2...11,
-            indexType: SNMPValue.typeGauge, handler: equicastReleaseColumn)
+            indexType: SNMPValue.typeGauge, handler: { SubAgent.releaseColumn($0, $1, $2, $3) })
         if memberTable == nil || fleetTable == nil || releaseTable == nil {
             log(.warning, "SNMP: net-snmp refused a table registration; some tables are not served")
         }
@@ -202,25 +204,4 @@ public final class SubAgent {
         for start in 0...(t.count - f.count) where t[start..<start + f.count].elementsEqual(f) { return true }
         return false
     }
-}
-
-func equicastSessionStarted(
-    _ major: Int32, _ minor: Int32, _ serverArgument: UnsafeMutableRawPointer?,
-    _ clientArgument: UnsafeMutableRawPointer?
-) -> Int32 {
-    SubAgent.sessionStarted(major, minor, serverArgument, clientArgument)
-}
-
-func equicastSessionStopped(
-    _ major: Int32, _ minor: Int32, _ serverArgument: UnsafeMutableRawPointer?,
-    _ clientArgument: UnsafeMutableRawPointer?
-) -> Int32 {
-    SubAgent.sessionStopped(major, minor, serverArgument, clientArgument)
-}
-
-func equicastLogCallback(
-    _ major: Int32, _ minor: Int32, _ serverArgument: UnsafeMutableRawPointer?,
-    _ clientArgument: UnsafeMutableRawPointer?
-) -> Int32 {
-    SubAgent.logCallback(major, minor, serverArgument, clientArgument)
 }
