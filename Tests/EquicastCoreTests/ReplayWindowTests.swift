@@ -100,10 +100,11 @@ import Testing
         var table = MemberTable(directory: directory)
         var other = MemberTable(directory: directory)  // a second node sharing (or not) the directory
         var model: [NodeID: Member] = [:]
+        var statusModel: [NodeID: NodeStatus] = [:]
         let ids = (0..<400).map { _ in NodeID(rawValue: rng.next()) }
         for step in 0..<20_000 {
             let id = ids[rng.below(ids.count)]
-            switch rng.below(4) {
+            switch rng.below(6) {
             case 0, 1:
                 let m = Member(
                     id: id, address: SocketAddress(ipv4: 10, 0, UInt8(rng.below(2)), 1, port: 7946),
@@ -115,10 +116,24 @@ import Testing
             case 2:
                 table[id] = nil
                 model[id] = nil
+            case 3:
+                // Statuses share the slots; a node's status may be known before (or after) the node itself.
+                let st = NodeStatus(
+                    node: id, productTag: rng.next(), sequence: rng.next(), installedVersion: rng.next() >> 32,
+                    targetVersion: rng.next() >> 32, state: UpdateState(rawValue: UInt8(rng.below(10)))!,
+                    chunksHave: UInt16(rng.below(100)), chunksTotal: 100)
+                table.setStatus(st)
+                statusModel[id] = st
+            case 4:
+                table.removeStatus(id)
+                statusModel[id] = nil
             default:
                 #expect(table[id] == model[id], "step \(step)")
+                #expect(table.status(id) == statusModel[id], "step \(step)")
             }
         }
+        #expect(table.statusCount == statusModel.count)
+        #expect(table.statuses.sorted { $0.node < $1.node } == statusModel.values.sorted { $0.node < $1.node })
         #expect(table.count == model.count)
         #expect(table.values.sorted { $0.id < $1.id } == model.values.sorted { $0.id < $1.id })
         for state in MemberState.allCases {
@@ -129,6 +144,13 @@ import Testing
             #expect(Set(table.members(inBucket: b).map(\.id)) == expected)
         }
         if !shared { #expect(directory.slotCount <= ids.count) }
+        // A private directory frees a slot once neither the member nor its status is held.
+        for id in ids {
+            table[id] = nil
+            if !shared { #expect((directory.slot(of: id) != nil) == (statusModel[id] != nil)) }
+            table.removeStatus(id)
+            if !shared { #expect(directory.slot(of: id) == nil) }
+        }
     }
 
     @Test func idIndexAgreesWithADictionary() {

@@ -26,9 +26,13 @@ public final class MemberDirectory {
 
     func slot(of id: NodeID) -> UInt32? { slots.find(id.rawValue) }
 
-    /// The slot of `id`, created with `address` as its address if the id is new.
+    /// The slot of `id`, created with `address` as its address if the id is new. A slot created for a status
+    /// report (no address yet) takes the first real address interned for it.
     func intern(_ id: NodeID, address: SocketAddress) -> UInt32 {
-        if let s = slots.find(id.rawValue) { return s }
+        if let s = slots.find(id.rawValue) {
+            if isShared && addresses[Int(s)].isUnspecified && !address.isUnspecified { addresses[Int(s)] = address }
+            return s
+        }
         let s: UInt32
         if let reused = freeSlots.popLast() {
             s = reused
@@ -152,6 +156,22 @@ struct MemberTable {
     private var buckets = [[UInt32]](repeating: [], count: Message.bucketCount)
     /// Members known (rows in use).
     private(set) var count = 0
+    /// The fleet's update statuses, by slot like the rows (allocated up to the highest slot with a status): a
+    /// simulated node holds one per fleet member, so a dictionary of them would be most of its memory.
+    private var statusRows: [StatusRow] = []
+    /// Statuses held.
+    private(set) var statusCount = 0
+
+    private struct StatusRow {
+        static let none: UInt8 = 0xff
+        var productTag: UInt64 = 0
+        var sequence: UInt64 = 0
+        var installedVersion: UInt64 = 0
+        var targetVersion: UInt64 = 0
+        var chunksHave: UInt16 = 0
+        var chunksTotal: UInt16 = 0
+        var state: UInt8 = StatusRow.none
+    }
 
     init(directory: MemberDirectory) { self.directory = directory }
 
@@ -209,7 +229,53 @@ struct MemberTable {
         count -= 1
         let b = Message.bucket(of: id)
         if let i = buckets[b].firstIndex(of: UInt32(s)) { buckets[b].remove(at: i) }
-        if !directory.isShared { directory.release(UInt32(s)) }
+        if !directory.isShared && !hasStatus(at: s) { directory.release(UInt32(s)) }
+    }
+
+    private func hasStatus(at s: Int) -> Bool { s < statusRows.count && statusRows[s].state != StatusRow.none }
+
+    private func status(at s: Int) -> NodeStatus {
+        let r = statusRows[s]
+        return NodeStatus(
+            node: directory.ids[s], productTag: r.productTag, sequence: r.sequence, installedVersion: r.installedVersion,
+            targetVersion: r.targetVersion, state: UpdateState(rawValue: r.state) ?? .failed, chunksHave: r.chunksHave,
+            chunksTotal: r.chunksTotal)
+    }
+
+    /// The update status last heard from `id`, member or not.
+    func status(_ id: NodeID) -> NodeStatus? {
+        guard let s = directory.slot(of: id), hasStatus(at: Int(s)) else { return nil }
+        return status(at: Int(s))
+    }
+
+    /// Stores a status. The node need not be a known member (statuses and member news travel separately); its
+    /// slot is then kept for the status alone.
+    mutating func setStatus(_ st: NodeStatus) {
+        let s = Int(directory.intern(st.node, address: SocketAddress(ipv4: 0, 0, 0, 0, port: 0)))
+        if s >= statusRows.count {
+            statusRows.append(contentsOf: repeatElement(StatusRow(), count: s + 1 - statusRows.count))
+        }
+        if statusRows[s].state == StatusRow.none { statusCount += 1 }
+        statusRows[s] = StatusRow(
+            productTag: st.productTag, sequence: st.sequence, installedVersion: st.installedVersion,
+            targetVersion: st.targetVersion, chunksHave: st.chunksHave, chunksTotal: st.chunksTotal,
+            state: st.state.rawValue)
+    }
+
+    mutating func removeStatus(_ id: NodeID) {
+        guard let s = directory.slot(of: id).map(Int.init), hasStatus(at: s) else { return }
+        statusRows[s] = StatusRow()
+        statusCount -= 1
+        let isMember = s < rows.count && rows[s].state != Row.unknown
+        if !directory.isShared && !isMember { directory.release(UInt32(s)) }
+    }
+
+    /// Every status held, in slot order.
+    var statuses: [NodeStatus] {
+        var out: [NodeStatus] = []
+        out.reserveCapacity(statusCount)
+        for s in 0..<statusRows.count where statusRows[s].state != StatusRow.none { out.append(status(at: s)) }
+        return out
     }
 
     /// A known member's state and incarnation, without building a `Member`: most records a node hears change

@@ -144,7 +144,7 @@ extension Node {
         for g in gone {
             table[g] = nil
             opener.forget(sender: g)
-            fleet[g] = nil
+            table.removeStatus(g)
         }
     }
 

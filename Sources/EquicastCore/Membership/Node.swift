@@ -136,7 +136,6 @@ public final class Node {
     var chunkFetches: [ChunkFetch] = []
     var trickle: Trickle
     var statusSequence: UInt64
-    var fleet: [NodeID: NodeStatus] = [:]
     var nextHaves: UInt64 = 0
     var nextDiscovery: UInt64 = 0
     var publishedTenth = -1
@@ -209,7 +208,7 @@ public final class Node {
             id: id, address: address, state: .alive, incarnation: incarnation, stateChangedAt: now, lastHeard: now)
         addToDigest(id, incarnation)
         queue.enqueue(.member(selfUpdate))
-        fleet[id] = ownStatus
+        table.setStatus(ownStatus)
         if !self.seeds.isEmpty { startJoin(now: now) }
     }
 

@@ -76,7 +76,7 @@ extension Node {
     /// Chunks of the held release verified here.
     public var releaseHaves: ChunkBitfield? { transfer?.have }
     /// What this node knows of every node's firmware, itself included, in id order.
-    public var fleetStatuses: [NodeStatus] { fleet.keys.sortedIDs().map { fleet[$0]! } }
+    public var fleetStatuses: [NodeStatus] { table.statuses.map { $0.node }.sortedIDs().map { table.status($0)! } }
 
     var ownStatus: NodeStatus {
         let target = transfer.flatMap { $0.installable ? $0 : nil }
@@ -206,9 +206,10 @@ extension Node {
             }
             return
         }
-        if let old = fleet[st.node], old.sequence >= st.sequence { return }
-        guard fleet[st.node] != nil || fleet.count < config.membersMax else { return }
-        fleet[st.node] = st
+        let old = table.status(st.node)
+        if let old, old.sequence >= st.sequence { return }
+        guard old != nil || table.statusCount < config.membersMax else { return }
+        table.setStatus(st)
         enqueueNews(.status(st), now: now)
         guard st.node == sender, let t = transfer else { return }
         if st.productTag == t.advert.productTag && st.installedVersion < t.version && st.targetVersion < t.version
@@ -232,7 +233,7 @@ extension Node {
     func publishStatus(now: UInt64) {
         statusSequence &+= 1
         let st = ownStatus
-        fleet[id] = st
+        table.setStatus(st)
         enqueueNews(.status(st), now: now)
     }
 
@@ -427,7 +428,7 @@ extension Node {
             transmits.append(.streamReply(connection: c, bytes: sealTransfer(reply, on: .stream)))
         case (.statusRequest, .accepted(let c)):
             var statuses = [ownStatus]
-            for node in fleet.keys.sortedIDs() where node != id { statuses.append(fleet[node]!) }
+            for st in fleetStatuses where st.node != id { statuses.append(st) }
             let reply = TransferMessage(
                 type: .statusReply, statuses: Array(statuses.prefix(TransferMessage.statusesMax)),
                 advert: transfer?.advert)
