@@ -237,9 +237,9 @@ struct MemberTable {
     private func status(at s: Int) -> NodeStatus {
         let r = statusRows[s]
         return NodeStatus(
-            node: directory.ids[s], productTag: r.productTag, sequence: r.sequence, installedVersion: r.installedVersion,
-            targetVersion: r.targetVersion, state: UpdateState(rawValue: r.state) ?? .failed, chunksHave: r.chunksHave,
-            chunksTotal: r.chunksTotal)
+            node: directory.ids[s], productTag: r.productTag, sequence: r.sequence,
+            installedVersion: r.installedVersion, targetVersion: r.targetVersion,
+            state: UpdateState(rawValue: r.state) ?? .failed, chunksHave: r.chunksHave, chunksTotal: r.chunksTotal)
     }
 
     /// The update status last heard from `id`, member or not.
