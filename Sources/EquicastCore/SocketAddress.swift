@@ -30,6 +30,15 @@ public struct SocketAddress: Hashable, Comparable, Sendable, CustomStringConvert
         self.port = port
     }
 
+    /// From the two big-endian halves of the address bytes (IPv4 in the top 32 bits of `high`), as decoders read
+    /// them.
+    init(family: Family, high: UInt64, low: UInt64, port: UInt16) {
+        self.family = family
+        self.high = high
+        self.low = family == .ipv4 ? 0 : low
+        self.port = port
+    }
+
     /// An IPv4 address from four octets.
     public init(ipv4 a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8, port: UInt16) {
         self.init(bytes: [a, b, c, d], port: port)!

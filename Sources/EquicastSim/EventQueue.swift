@@ -18,6 +18,8 @@ struct EventQueue<Payload> {
     var isEmpty: Bool { heap.isEmpty }
     /// When the earliest event is due; nil when there is none.
     var nextTime: UInt64? { heap.first?.time }
+    /// The earliest event, left in place.
+    var peek: Payload? { heap.first?.payload }
 
     mutating func reserve(_ n: Int) { heap.reserveCapacity(n) }
 

@@ -14,6 +14,7 @@ public struct SimReport: Sendable {
     public let datagramsLost: UInt64
     public let bytesSent: UInt64
     public let syncsStarted: UInt64
+    public let records: SimRecordCounts
     public let eventsHandled: UInt64
     public let simulatedMilliseconds: UInt64
     public let rollout: SimRolloutResult?
@@ -41,6 +42,7 @@ public struct SimReport: Sendable {
         datagramsLost = sim.datagramsLost
         bytesSent = sim.bytesSent
         syncsStarted = sim.syncsStarted
+        records = sim.recordCounts
         eventsHandled = sim.eventsHandled
         simulatedMilliseconds = sim.now / 1000
         rollout = sim.rolloutResult
@@ -98,6 +100,10 @@ public struct SimReport: Sendable {
             "traffic: \(oneDecimal(Double(datagramsSent) / perNodeRound)) datagrams and "
                 + "\(oneDecimal(Double(bytesSent) / perNodeRound)) bytes per node per round over \(seconds(simulatedMilliseconds)) s; "
                 + "\(datagramsLost) datagrams lost; \(syncsStarted) syncs")
+        let r = records
+        lines.append(
+            "member records: \(r.gossipReceived) by gossip (\(r.gossipApplied) changed a view), "
+                + "\(r.syncReceived) by sync (\(r.syncApplied) changed a view)")
         for v in violations.prefix(10) { lines.append("violation: \(v)") }
         lines.append("result: \(outcomeName)")
         return lines.joined(separator: "\n")

@@ -61,41 +61,6 @@ extension Simulator {
         }
     }
 
-    /// Carries out node `s`'s storage requests against its chunk bits.
-    func serviceStorage(_ s: Int, _ node: Node) {
-        guard let r = rollout else { return }
-        while let request = node.pollStorage() {
-            switch request {
-            case .openRelease(let id, _):
-                if slots[s].stored == nil || slots[s].stored!.count != r.chunks.count {
-                    slots[s].stored = ChunkBitfield(count: r.chunks.count)
-                }
-                node.releaseOpened(id, present: slots[s].stored!, now: nodeClock(s))
-            case .storeChunk(_, let index, _):
-                slots[s].stored?.insert(index)
-            case .readChunk(let connection, let release, let index):
-                let bytes = slots[s].stored?.contains(index) == true ? r.chunks[index] : nil
-                node.serveChunk(connection: connection, release: release, index: index, bytes: bytes, now: nodeClock(s))
-            case .discardChunk(_, let index):
-                slots[s].stored?.remove(index)
-            }
-        }
-    }
-
-    /// A node verified the whole release: it "installs" at once and reports the update committed. Returns
-    /// true when it called into the node (which then has more to send).
-    func rolloutEvent(_ s: Int, _ node: Node, _ e: NodeEvent) -> Bool {
-        guard case .releaseDownloaded(let id) = e, var r = rollout, id == r.id, let start = r.startedAt,
-            slots[s].verifiedAt == nil
-        else { return false }
-        slots[s].verifiedAt = now
-        verifiedLive += 1
-        r.verifiedAfter.append((now - start) / 1000)
-        rollout = r
-        node.reportUpdate(.committed, installedVersion: r.version, now: nodeClock(s))
-        return true
-    }
-
     /// Every live node has verified the release (trivially false before the hand-over).
     var rolloutComplete: Bool {
         guard let r = rollout, r.startedAt != nil else { return false }

@@ -23,6 +23,21 @@ public struct SimViolation: Equatable, Sendable, CustomStringConvertible {
     public var description: String { "at \(atMilliseconds) ms: \(what)" }
 }
 
+/// Member records moved by gossip and by syncs, and how many changed a view.
+public struct SimRecordCounts: Equatable, Sendable {
+    public var gossipReceived: UInt64 = 0
+    public var gossipApplied: UInt64 = 0
+    public var syncReceived: UInt64 = 0
+    public var syncApplied: UInt64 = 0
+
+    mutating func add(_ c: NodeCounters) {
+        gossipReceived += c.gossipRecordsReceived
+        gossipApplied += c.gossipRecordsApplied
+        syncReceived += c.syncRecordsReceived
+        syncApplied += c.syncRecordsApplied
+    }
+}
+
 /// One sample of the fleet, taken every gossip interval.
 public struct SimSample: Equatable, Sendable {
     public let milliseconds: UInt64
@@ -61,6 +76,24 @@ public final class Simulator {
         case streamFailed(to: Int32, generation: UInt32, stream: UInt64)
         case fault(Fault)
         case sample
+
+        /// Starts, faults and samples: the simulator's own events, handled between windows.
+        var isSimulatorEvent: Bool {
+            switch self {
+            case .start, .fault, .sample: return true
+            case .timer, .datagram, .streamRequest, .streamReply, .streamFailed: return false
+            }
+        }
+
+        /// The node a node event is for (0 for the simulator's own).
+        var node: Int32 {
+            switch self {
+            case .timer(let i, _), .datagram(let i, _, _), .streamRequest(let i, _, _, _), .streamReply(let i, _, _, _),
+                .streamFailed(let i, _, _):
+                return i
+            case .start, .fault, .sample: return 0
+            }
+        }
     }
 
     enum Fault {
@@ -105,8 +138,13 @@ public final class Simulator {
         let stream: UInt64
     }
 
-    var slots: [Slot] = []
+    /// One per node, allocated once: workers on other threads update their own nodes' slots in place.
+    let slots: UnsafeMutableBufferPointer<Slot>
     var queue = EventQueue<Event>()
+    /// Worker 0 also runs the nodes the simulator calls into between windows.
+    var workers: [SimWorker] = []
+    /// Threads the node work of a window is spread over (the results do not depend on it).
+    public let threadCount: Int
     var rng: DeterministicRandom
     let keyring: FleetKeyring
     var connections: [UInt64: Connection] = [:]
@@ -134,14 +172,21 @@ public final class Simulator {
     public private(set) var congestionDrops: UInt64 = 0
     public private(set) var bytesSent: UInt64 = 0
     public private(set) var syncsStarted: UInt64 = 0
+    /// Member records received and applied by nodes that have stopped (see `recordCounts`).
+    var stoppedRecords = SimRecordCounts()
 
-    public init(options: SimOptions) {
+    /// - Parameter threads: how many threads run nodes (1 runs everything on the caller's); a run's results
+    ///   are the same for any number.
+    public init(options: SimOptions, threads: Int = 1) {
         self.options = options
+        self.threadCount = max(1, threads)
         rng = DeterministicRandom(seed: options.seed)
         directory = MemberDirectory(shared: true, salt: options.seed)
         var keySource = DeterministicRandom(seed: options.seed ^ 0xf1ee7)
         keyring = try! FleetKeyring(primary: FleetKey(master: try! SymmetricKey(bytes: keySource.bytes(32))))
         if options.scenario == .rollout { rollout = SimRollout(seed: options.seed, byteCount: options.releaseBytes) }
+        self.slots = .allocate(capacity: options.nodeCount)  // initialized below, once every slot is drawn
+        var slots: [Slot] = []
         slots.reserveCapacity(options.nodeCount)
         queue.reserve(options.nodeCount * 8)
         for i in 0..<options.nodeCount {
@@ -157,30 +202,104 @@ public final class Simulator {
             let at = i == 0 ? 0 : UInt64(rng.below(Int(options.joinSpread) + 1)) * 1000
             queue.push(.start(Int32(i)), at: at)
         }
+        _ = self.slots.initialize(from: slots)
+        workers = (0..<threadCount).map { _ in SimWorker(sim: self, slots: self.slots) }
         scheduleFaults()
         queue.push(.sample, at: 0)
+    }
+
+    deinit {
+        slots.deinitialize()
+        slots.deallocate()
     }
 
     // MARK: running
 
     /// Runs the fault phase, then the liveness phase; returns how the run ended.
+    ///
+    /// Node events run in windows as long as the network's least delay: nothing a node sends in a window
+    /// arrives before it ends, so the window's nodes run independently, on `threadCount` threads, and their
+    /// sends then enter the network model in (time, node) order. Starts, faults and samples run between windows.
     public func run() -> SimOutcome {
         let end = (options.faultPhase + options.livenessBound) * 1000
-        var sameInstant = 0
+        let lookahead = max(1, options.network.delayMin)
+        let threads = threadCount > 1 ? SimThreads(workers: workers) : nil
+        defer { threads?.stop() }
         while let next = queue.nextTime, next <= end {
-            let (time, event) = queue.pop()!
-            sameInstant = time == now ? sameInstant + 1 : 0
-            now = time
-            eventsHandled += 1
-            handle(event)
-            if sameInstant > Simulator.sameInstantMax {
-                violate("time stands still: \(sameInstant) events at one instant, the last \(describe(event))")
-                return .safety
+            if let serial = queue.peek, serial.isSimulatorEvent {
+                _ = queue.pop()
+                now = next
+                eventsHandled += 1
+                workers[0].reset(windowEnd: now)
+                workers[0].at(now)
+                handle(serial)
+                applyOutputs()
+                if !violations.isEmpty { return .safety }
+                if faultPhaseOver && convergedAt != nil && rolloutSettled { return .passed }
+                continue
             }
+            let windowEnd = min(next + lookahead, end + 1)
+            for w in workers { w.reset(windowEnd: windowEnd) }
+            var count = 0
+            while let t = queue.nextTime, t < windowEnd, let e = queue.peek, !e.isSimulatorEvent {
+                _ = queue.pop()
+                workers[Int(e.node) % workers.count].agenda.push(e, at: t)
+                count += 1
+            }
+            if let threads, count >= parallelEventsMin {
+                threads.runWindow()
+            } else {
+                for w in workers { w.runAgenda() }
+            }
+            applyOutputs()
             if !violations.isEmpty { return .safety }
             if faultPhaseOver && convergedAt != nil && rolloutSettled { return .passed }
         }
         return convergedAt != nil && rolloutSettled ? .passed : .liveness
+    }
+
+    /// Windows with fewer events run on one thread: waking the others would cost more than it saves.
+    var parallelEventsMin = 32
+
+    /// Carries out what the workers' nodes did, in (time, node) order, into the network and the agenda.
+    func applyOutputs() {
+        var order: [(time: UInt64, node: Int32, worker: Int, index: Int)] = []
+        for (w, worker) in workers.enumerated() {
+            eventsHandled += worker.eventsHandled
+            syncsStarted += worker.streamsOpened
+            sampleSyncs += worker.streamsOpened
+            truthDigest = truthDigest &+ worker.truthDelta
+            for (i, o) in worker.outputs.enumerated() { order.append((o.time, o.node, w, i)) }
+        }
+        order.sort { ($0.time, $0.node, $0.worker, $0.index) < ($1.time, $1.node, $1.worker, $1.index) }
+        let latest = workers.reduce(now) { max($0, $1.lastTime) }
+        for k in order {
+            let o = workers[k.worker].outputs[k.index]
+            now = o.time
+            let s = Int(o.node)
+            switch o.kind {
+            case .datagram(let to, let bytes):
+                sendDatagram(from: s, to: Int(to), bytes: bytes)
+            case .streamOpen(let to, let stream, let bytes):
+                openStream(from: s, to: Int(to), stream: stream, bytes: bytes)
+            case .streamReply(let connection, let bytes):
+                replyStream(from: s, connection: connection, bytes: bytes)
+            case .refuse(let connection):
+                failConnection(connection)
+            case .timer(let generation, let at):
+                queue.push(.timer(o.node, generation: generation), at: at)
+            case .verified:
+                verifiedLive += 1
+                if var r = rollout, let start = r.startedAt {
+                    r.verifiedAfter.append((now - start) / 1000)
+                    rollout = r
+                }
+            case .violation(let what):
+                violate(what)
+            }
+        }
+        for w in workers { w.reset(windowEnd: w.windowEnd) }
+        now = latest
     }
 
     /// True unless this is a rollout that some live node has not verified yet.
@@ -208,45 +327,18 @@ public final class Simulator {
     /// When every live node's view first equalled the live set after the fault phase, in simulated ms.
     public var livenessConvergedAt: UInt64? { convergedAt }
 
+    /// Handles an event of the simulator's own (a start, a fault, a sample) between windows.
     func handle(_ event: Event) {
         switch event {
         case .start(let i):
             startNode(Int(i), keepState: false)
-        case .timer(let i, let generation):
-            let s = Int(i)
-            guard slots[s].up, slots[s].generation == generation, slots[s].timerAt == now, let node = slots[s].node
-            else { return }
-            slots[s].timerAt = .max
-            node.handleTimeout(now: nodeClock(s))
-            flush(s)
-        case .datagram(let to, let from, let bytes):
-            let s = Int(to)
-            guard slots[s].up, let node = slots[s].node else { return }
-            node.handleDatagram(bytes, from: Simulator.address(Int(from)), now: nodeClock(s))
-            flush(s)
-        case .streamRequest(let to, _, let connection, let bytes):
-            let s = Int(to)
-            guard slots[s].up, let node = slots[s].node else {
-                failConnection(connection)
-                return
-            }
-            node.handleStreamFrame(bytes, stream: .accepted(connection), now: nodeClock(s))
-            flush(s)
-        case .streamReply(let to, let generation, let stream, let bytes):
-            let s = Int(to)
-            guard slots[s].up, slots[s].generation == generation, let node = slots[s].node else { return }
-            node.handleStreamFrame(bytes, stream: .outgoing(stream), now: nodeClock(s))
-            flush(s)
-        case .streamFailed(let to, let generation, let stream):
-            let s = Int(to)
-            guard slots[s].up, slots[s].generation == generation, let node = slots[s].node else { return }
-            node.handleStreamFailed(id: stream, now: nodeClock(s))
-            flush(s)
         case .fault(let f):
             apply(f)
         case .sample:
             takeSample()
             queue.push(.sample, at: now + options.membership.gossipInterval * 1000)
+        case .timer, .datagram, .streamRequest, .streamReply, .streamFailed:
+            preconditionFailure("node events run on workers")
         }
     }
 
@@ -262,21 +354,11 @@ public final class Simulator {
         return Int(b[1]) << 16 | Int(b[2]) << 8 | Int(b[3])
     }
 
-    /// The node's own clock in ms: true time scaled by its drift, with an offset so clocks disagree.
-    func nodeClock(_ s: Int) -> UInt64 {
-        let drift = slots[s].driftPPM
-        let scaled = drift == 0 ? now : UInt64(Double(now) * (1 + Double(drift) / 1_000_000))
-        return scaled / 1000 + 1_000_000
-    }
+    /// Node `s`'s clock now, between windows (see `SimWorker.nodeClock`).
+    func nodeClock(_ s: Int) -> UInt64 { workers[0].nodeClock(s) }
 
-    /// Simulated µs at which node `s`'s clock reads `ms`.
-    func trueTime(_ s: Int, nodeMilliseconds ms: UInt64) -> UInt64 {
-        let current = nodeClock(s)
-        let delta = ms > current ? (ms - current) * 1000 : 0
-        let drift = slots[s].driftPPM
-        let scaled = drift == 0 ? delta : UInt64(Double(delta) / (1 + Double(drift) / 1_000_000))
-        return now + scaled
-    }
+    /// Drains node `s`'s outputs between windows; `applyOutputs` then carries them out.
+    func flush(_ s: Int) { workers[0].flush(s) }
 
     func startNode(_ s: Int, keepState: Bool) {
         if !keepState {
@@ -306,84 +388,19 @@ public final class Simulator {
             _ = node.restoreRelease(r.signed.bytes, now: nodeClock(s))
         }
         truthDigest = truthDigest &+ Node.digestTerm(node.id, node.incarnation)
-        checkIncarnation(s, node)
+        workers[0].checkIncarnation(s, node)
         flush(s)
     }
 
     func stopNode(_ s: Int) {
         guard slots[s].up, let node = slots[s].node else { return }
         truthDigest = truthDigest &- Node.digestTerm(node.id, node.incarnation)
+        stoppedRecords.add(node.counters)
         liveCount -= 1
         if slots[s].verifiedAt != nil { verifiedLive -= 1 }
         slots[s].up = false
         slots[s].node = nil
         slots[s].timerAt = .max
-    }
-
-    func checkIncarnation(_ s: Int, _ node: Node) {
-        if node.incarnation < slots[s].incarnationSeen {
-            violate(
-                "node \(s) (\(node.id)) incarnation went back from \(slots[s].incarnationSeen) to \(node.incarnation)")
-        }
-        slots[s].incarnationSeen = node.incarnation
-    }
-
-    /// Drains a node's outputs into the network and re-arms its timer.
-    func flush(_ s: Int) {
-        guard let node = slots[s].node else { return }
-        let incarnationBefore = slots[s].incarnationSeen
-        var more = true
-        while more {
-            more = false
-            serviceStorage(s, node)
-            drainTransmits(s, node)
-            while let e = node.pollEvent() {
-                observe(s, e)
-                if rolloutEvent(s, node, e) { more = true }
-            }
-        }
-        if node.incarnation != incarnationBefore {
-            truthDigest =
-                truthDigest &- Node.digestTerm(node.id, incarnationBefore) &+ Node.digestTerm(node.id, node.incarnation)
-            checkIncarnation(s, node)
-        }
-        if let me = node.member(node.id), me.state == .failed || me.state == .suspect {
-            violate("node \(s) (\(node.id)) holds itself \(me.state)")
-        }
-        let deadline = trueTime(s, nodeMilliseconds: node.pollTimeout()) + slots[s].slowness
-        if deadline < slots[s].timerAt {
-            slots[s].timerAt = deadline
-            queue.push(.timer(Int32(s), generation: slots[s].generation), at: deadline)
-        }
-    }
-
-    /// Sends what a node has queued into the network.
-    func drainTransmits(_ s: Int, _ node: Node) {
-        while let t = node.pollTransmit() {
-            switch t {
-            case .datagram(let to, let bytes):
-                guard let d = Simulator.slot(of: to), d < slots.count else { continue }
-                sendDatagram(from: s, to: d, bytes: bytes)
-            case .streamOpen(let stream, let to, let bytes):
-                syncsStarted += 1
-                sampleSyncs += 1
-                guard let d = Simulator.slot(of: to), d < slots.count else {
-                    queue.push(.streamFailed(to: Int32(s), generation: slots[s].generation, stream: stream), at: now)
-                    continue
-                }
-                openStream(from: s, to: d, stream: stream, bytes: bytes)
-            case .streamReply(let connection, let bytes):
-                replyStream(from: s, connection: connection, bytes: bytes)
-            }
-        }
-    }
-
-    func observe(_ s: Int, _ e: NodeEvent) {
-        guard case .memberFailed(let id) = e, options.networkIsPerfect, congestionDrops == 0 else { return }
-        // On a perfect network only a node that is really down may be declared failed.
-        if let target = slotOfID[id].map(Int.init), slots[target].up {
-            violate("node \(s) declared live node \(target) (\(id)) failed on a network without loss or partitions")
-        }
     }
 
     func violate(_ what: String) {
@@ -621,6 +638,13 @@ public final class Simulator {
     /// The first sample time at or after `from` (ms) when every live node had the full view; nil if never.
     public func firstFullConvergence(after from: UInt64) -> UInt64? {
         samples.first { $0.milliseconds >= from && $0.convergedFraction == 1 }?.milliseconds
+    }
+
+    /// Member records received and applied over the run, by every node that ran.
+    public var recordCounts: SimRecordCounts {
+        var total = stoppedRecords
+        for s in slots where s.up { total.add(s.node!.counters) }
+        return total
     }
 
     /// Slot `s`'s node while it is up, for tests and reports.

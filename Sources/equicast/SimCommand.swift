@@ -39,6 +39,8 @@ struct Sim: ParsableCommand {
     @Flag(help: "No loss, duplication, slow nodes or drift unless given: for measuring.") var clean = false
     @Option(help: "Write the per-round series as CSV to this file.") var csv: String?
     @Option(help: "Draw the convergence curve as SVG to this file.") var plot: String?
+    @Option(help: "Threads to run nodes on (default: the online cores); results do not depend on it.")
+    var threads: Int?
 
     func run() throws {
         guard let kind = Scenario(rawValue: scenario) else {
@@ -67,6 +69,8 @@ struct Sim: ParsableCommand {
         overrides.clockDriftPPM = drift
         overrides.clean = clean
         if let n = nodes, n < 2 || n > 1 << 22 { throw ValidationError("--nodes must be 2...4194304") }
+        if let t = threads, t < 1 || t > 64 { throw ValidationError("--threads must be 1...64") }
+        let threadCount = threads ?? max(1, min(8, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
         for (name, p) in [("loss", loss), ("duplicate", duplicate), ("crash-fraction", crashFraction), ("slow", slow)] {
             if let p, !(0...1).contains(p) { throw ValidationError("--\(name) must be between 0 and 1") }
         }
@@ -82,7 +86,7 @@ struct Sim: ParsableCommand {
         Signals.reportCrashes(
             "\nCRASH: the code under test trapped.\nreproduce: \(repro)\n", exitCode: SimOutcome.crash.rawValue)
         let wallStart = DispatchTime.now()
-        let simulator = Simulator(options: options)
+        let simulator = Simulator(options: options, threads: threadCount)
         let outcome = simulator.run()
         let wall = Double(DispatchTime.now().uptimeNanoseconds - wallStart.uptimeNanoseconds) / 1e9
         let report = SimReport(simulator: simulator, outcome: outcome)

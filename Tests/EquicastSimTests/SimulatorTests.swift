@@ -55,6 +55,30 @@ import Testing
         let c = run(.join, seed: 8, nodes: 60, faultPhase: 5_000)
         #expect(a.samples != c.samples)
     }
+
+    /// Nodes run on several threads within a window; the run must not depend on how many.
+    @Test(arguments: [Scenario.churn, .partition, .rollout])
+    func threadsDoNotChangeTheRun(scenario: Scenario) {
+        var overrides = SimOverrides()
+        overrides.nodeCount = 80
+        overrides.faultPhase = 12_000
+        // Not clean: the seed's loss, duplication, slow nodes and clock drift.
+        let options = SimOptions.derive(seed: 11, scenario: scenario, overrides: overrides)
+        func report(threads: Int) -> SimReport {
+            let sim = Simulator(options: options, threads: threads)
+            sim.parallelEventsMin = 1  // every window on every thread, however small
+            return SimReport(simulator: sim, outcome: sim.run())
+        }
+        let one = report(threads: 1)
+        let three = report(threads: 3)
+        #expect(one.eventsHandled > 10_000)
+        #expect(one.samples == three.samples)
+        #expect(one.eventsHandled == three.eventsHandled)
+        #expect(one.records == three.records)
+        #expect(one.outcome == three.outcome && one.violations == three.violations)
+        #expect(one.rollout?.verifiedAfter == three.rollout?.verifiedAfter)
+        if scenario == .rollout { #expect((one.rollout?.verifiedAfter.count ?? 0) > 0) }
+    }
 }
 
 /// Each scenario at fleet sizes a unit test can afford, on fixed seeds, with the bounds the design promises.

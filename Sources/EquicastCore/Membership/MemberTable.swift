@@ -152,8 +152,8 @@ struct MemberTable {
     private var rows: [Row] = []
     /// Addresses this node believes that differ from the shared directory's (a member that moved).
     private var movedAddresses: [UInt32: SocketAddress] = [:]
-    /// Known members' slots by id range (`Message.bucket(of:)`), for syncs that send only some ranges.
-    private var buckets = [[UInt32]](repeating: [], count: Message.bucketCount)
+    /// Known members' slots by fine id range (`Message.fineBucket(of:)`), for syncs that send only some ranges.
+    private var buckets = [[UInt32]](repeating: [], count: Message.fineBucketCount)
     /// Members known (rows in use).
     private(set) var count = 0
     /// The fleet's update statuses, by slot like the rows (allocated up to the highest slot with a status): a
@@ -182,7 +182,7 @@ struct MemberTable {
         return Int(s)
     }
 
-    private func member(at s: Int) -> Member {
+    func member(at s: Int) -> Member {
         let row = rows[s]
         return Member(
             id: directory.ids[s],
@@ -204,12 +204,11 @@ struct MemberTable {
             if s >= rows.count { rows.append(contentsOf: repeatElement(Row(), count: s + 1 - rows.count)) }
             if rows[s].state == Row.unknown {
                 count += 1
-                buckets[Message.bucket(of: id)].append(UInt32(s))
+                buckets[Message.fineBucket(of: id)].append(UInt32(s))
             }
-            rows[s].incarnation = m.incarnation
-            rows[s].stateChangedAt = m.stateChangedAt
-            rows[s].lastHeard = m.lastHeard
-            rows[s].state = m.state.rawValue
+            rows[s] = Row(
+                incarnation: m.incarnation, stateChangedAt: m.stateChangedAt, lastHeard: m.lastHeard,
+                state: m.state.rawValue, presentPosition: rows[s].presentPosition)
             if directory.isShared {
                 if m.address == directory.addresses[s] {
                     if !movedAddresses.isEmpty { movedAddresses[UInt32(s)] = nil }
@@ -227,7 +226,7 @@ struct MemberTable {
         rows[s] = Row()
         movedAddresses[UInt32(s)] = nil
         count -= 1
-        let b = Message.bucket(of: id)
+        let b = Message.fineBucket(of: id)
         if let i = buckets[b].firstIndex(of: UInt32(s)) { buckets[b].remove(at: i) }
         if !directory.isShared && !hasStatus(at: s) { directory.release(UInt32(s)) }
     }
@@ -308,10 +307,19 @@ struct MemberTable {
         return out
     }
 
-    /// The known members whose ids fall in bucket `b`.
+    /// The known members whose ids fall in bucket `b` (`Message.bucket(of:)`).
     func members(inBucket b: Int) -> [Member] {
-        buckets[b].map { member(at: Int($0)) }
+        let group = Message.fineBucketCount / Message.bucketCount
+        var out: [Member] = []
+        for f in b * group..<(b + 1) * group {
+            for s in buckets[f] { out.append(member(at: Int(s))) }
+        }
+        return out
     }
+
+    /// The slots of the known members whose ids fall in fine bucket `f` (`Message.fineBucket(of:)`), for
+    /// `member(at:)`.
+    func slots(inFineBucket f: Int) -> [UInt32] { buckets[f] }
 
     /// How many known members are in `state`.
     func count(_ state: MemberState) -> Int {

@@ -107,6 +107,12 @@ public struct NodeCounters: Equatable, Sendable {
     public var syncsFailed: UInt64 = 0
     public var syncsServed: UInt64 = 0
     public var eventsDelivered: UInt64 = 0
+    /// Member records received in gossip and in syncs, and how many of each changed this node's view: the rest
+    /// is the redundancy of epidemic spread and of whole-bucket pulls.
+    public var gossipRecordsReceived: UInt64 = 0
+    public var gossipRecordsApplied: UInt64 = 0
+    public var syncRecordsReceived: UInt64 = 0
+    public var syncRecordsApplied: UInt64 = 0
     /// Releases: manifests fetched and accepted, manifests refused (bad or unknown signature, malformed),
     /// chunks verified (fetched or pushed), chunks that did not match their id, bytes of chunks fetched and
     /// served, chunk requests that failed or timed out.

@@ -176,9 +176,16 @@ public struct Message: Equatable, Sendable {
         case SocketAddress.Family.ipv6.rawValue: length = 16
         default: throw .invalidValue(field: "address family", value: UInt64(family))
         }
-        let bytes = try r.readBytes(length, "address")
+        let high: UInt64
+        var low: UInt64 = 0
+        if length == 4 {
+            high = UInt64(try r.readUInt32("address")) << 32
+        } else {
+            high = try r.readUInt64("address")
+            low = try r.readUInt64("address")
+        }
         let port = try r.readUInt16("port")
-        return SocketAddress(bytes: bytes, port: port)!
+        return SocketAddress(family: length == 4 ? .ipv4 : .ipv6, high: high, low: low, port: port)
     }
 
     /// Decodes a message, refusing more than `itemsMax` items and anything left over.

@@ -215,7 +215,11 @@ extension Node {
     func absorb(_ item: GossipItem, from sender: NodeID, now: UInt64) {
         switch item {
         case .member(let u):
-            if apply(u, now: now) { enqueueNews(item, now: now) }
+            counters.gossipRecordsReceived += 1
+            if apply(u, now: now) {
+                counters.gossipRecordsApplied += 1
+                enqueueNews(item, now: now)
+            }
         case .event(let e):
             if let seen = seenEvents[e.origin], seen >= e.id { return }
             seenEvents[e.origin] = e.id
@@ -237,7 +241,9 @@ extension Node {
         var changed = 0
         for item in items {
             guard case .member(let u) = item else { continue }
+            counters.syncRecordsReceived += 1
             guard apply(u, now: now) else { continue }
+            counters.syncRecordsApplied += 1
             changed += 1
             if u.id == sender { enqueueNews(item, now: now) }
         }
@@ -341,16 +347,19 @@ extension Node {
         var items: [GossipItem] = [.member(selfUpdate)]
         var used = Message(type: .syncResponse, digest: 0).headerByteCount + items[0].encodedByteCount
         let budget = min(config.syncReplyByteBudget, FrameLimits.streamPayloadBudget)
-        let shift = UInt64(64 - n.trailingZeroBitCount)
+        // The table lists members by fine bucket; a coarse bucket is `group` of them.
+        let group = Message.fineBucketCount / n
         for b in ahead.map({ Int($0 & 0xffff) }) + other {
             var bucket: [GossipItem] = []
             var size = 0
-            // Table lists are kept per coarse bucket; a fine bucket is a quarter of one.
-            let coarse = n == Message.bucketCount ? b : b / (Message.fineBucketCount / Message.bucketCount)
-            for m in table.members(inBucket: coarse) where m.id != id && Int(m.id.rawValue >> shift) == b {
-                let item = GossipItem.member(syncRecord(m))
-                bucket.append(item)
-                size += item.encodedByteCount
+            for f in b * group..<(b + 1) * group {
+                for s in table.slots(inFineBucket: f) {
+                    let m = table.member(at: Int(s))
+                    guard m.id != id else { continue }
+                    let item = GossipItem.member(syncRecord(m))
+                    bucket.append(item)
+                    size += item.encodedByteCount
+                }
             }
             if used + size > budget || items.count + bucket.count > config.membersMax + 1 { break }
             items += bucket

@@ -1,0 +1,334 @@
+import EquicastCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What a node did during a window that the simulator must carry out afterwards, in a fixed order: the network
+/// model, the event agenda and the run's tallies are the simulator's alone.
+struct SimOutput {
+    enum Kind {
+        case datagram(to: Int32, bytes: [UInt8])
+        case streamOpen(to: Int32, stream: UInt64, bytes: [UInt8])
+        case streamReply(connection: UInt64, bytes: [UInt8])
+        /// A connection reached a node that is down.
+        case refuse(connection: UInt64)
+        /// The node's next timer, due after the window.
+        case timer(generation: UInt32, at: UInt64)
+        /// rollout: the node verified the release.
+        case verified
+        case violation(String)
+    }
+
+    let time: UInt64
+    let node: Int32
+    let kind: Kind
+}
+
+/// Runs nodes for the simulator. Between two moments no message can cross the network faster than its least
+/// delay, so within such a window the nodes cannot affect one another: the simulator hands each worker the
+/// window's events for its nodes (by slot number), the workers run them on their own threads, and their outputs
+/// are then applied in (time, node) order. A run is the same whatever the number of workers.
+///
+/// A worker touches only its own nodes and their slots; everything else it reads (options, the release, other
+/// slots' up flags, the shared member directory) changes only between windows. Every id a node can hear was
+/// interned in the directory when its node started, between windows, so the workers only look ids up.
+final class SimWorker {
+    unowned let sim: Simulator
+    let slots: UnsafeMutableBufferPointer<Simulator.Slot>
+    /// The moment being simulated on this worker.
+    private(set) var now: UInt64 = 0
+    /// Events due before this stay on the worker; later ones go back to the simulator.
+    var windowEnd: UInt64 = 0
+    /// This window's events for this worker's nodes.
+    var agenda = EventQueue<Simulator.Event>()
+    var outputs: [SimOutput] = []
+    /// Change of the sum of live nodes' digest terms (their incarnations changed).
+    var truthDelta: UInt64 = 0
+    var eventsHandled: UInt64 = 0
+    var streamsOpened: UInt64 = 0
+    /// The latest moment handled.
+    var lastTime: UInt64 = 0
+
+    init(sim: Simulator, slots: UnsafeMutableBufferPointer<Simulator.Slot>) {
+        self.sim = sim
+        self.slots = slots
+    }
+
+    func reset(windowEnd: UInt64) {
+        self.windowEnd = windowEnd
+        outputs.removeAll(keepingCapacity: true)
+        truthDelta = 0
+        eventsHandled = 0
+        streamsOpened = 0
+    }
+
+    /// Sets the moment for work the simulator does itself between windows (starts, faults, the hand-over).
+    func at(_ time: UInt64) {
+        now = time
+        lastTime = max(lastTime, time)
+    }
+
+    /// Handles the agenda in time order. More than `Simulator.sameInstantMax` events at one instant means a node
+    /// re-arms its timer without ever advancing it: a violation, and the window stops.
+    func runAgenda() {
+        var sameInstant = 0
+        while let (time, event) = agenda.pop() {
+            sameInstant = time == now ? sameInstant + 1 : 0
+            at(time)
+            eventsHandled += 1
+            handle(event)
+            if sameInstant > Simulator.sameInstantMax {
+                violate(
+                    node: 0,
+                    "time stands still: \(sameInstant) events at one instant, the last \(sim.describe(event))")
+                while agenda.pop() != nil {}
+            }
+        }
+    }
+
+    func handle(_ event: Simulator.Event) {
+        switch event {
+        case .timer(let i, let generation):
+            let s = Int(i)
+            guard slots[s].up, slots[s].generation == generation, slots[s].timerAt == now, let node = slots[s].node
+            else { return }
+            slots[s].timerAt = .max
+            node.handleTimeout(now: nodeClock(s))
+            flush(s)
+        case .datagram(let to, let from, let bytes):
+            let s = Int(to)
+            guard slots[s].up, let node = slots[s].node else { return }
+            node.handleDatagram(bytes, from: Simulator.address(Int(from)), now: nodeClock(s))
+            flush(s)
+        case .streamRequest(let to, _, let connection, let bytes):
+            let s = Int(to)
+            guard slots[s].up, let node = slots[s].node else {
+                outputs.append(SimOutput(time: now, node: to, kind: .refuse(connection: connection)))
+                return
+            }
+            node.handleStreamFrame(bytes, stream: .accepted(connection), now: nodeClock(s))
+            flush(s)
+        case .streamReply(let to, let generation, let stream, let bytes):
+            let s = Int(to)
+            guard slots[s].up, slots[s].generation == generation, let node = slots[s].node else { return }
+            node.handleStreamFrame(bytes, stream: .outgoing(stream), now: nodeClock(s))
+            flush(s)
+        case .streamFailed(let to, let generation, let stream):
+            let s = Int(to)
+            guard slots[s].up, slots[s].generation == generation, let node = slots[s].node else { return }
+            node.handleStreamFailed(id: stream, now: nodeClock(s))
+            flush(s)
+        case .start, .fault, .sample:
+            preconditionFailure("the simulator handles \(sim.describe(event)) itself")
+        }
+    }
+
+    func violate(node: Int, _ what: String) {
+        outputs.append(SimOutput(time: now, node: Int32(node), kind: .violation(what)))
+    }
+
+    // MARK: clocks
+
+    /// The node's own clock in ms: true time scaled by its drift, with an offset so clocks disagree.
+    func nodeClock(_ s: Int) -> UInt64 {
+        let drift = slots[s].driftPPM
+        let scaled = drift == 0 ? now : UInt64(Double(now) * (1 + Double(drift) / 1_000_000))
+        return scaled / 1000 + 1_000_000
+    }
+
+    /// Simulated µs at which node `s`'s clock reads `ms`.
+    func trueTime(_ s: Int, nodeMilliseconds ms: UInt64) -> UInt64 {
+        let current = nodeClock(s)
+        let delta = ms > current ? (ms - current) * 1000 : 0
+        let drift = slots[s].driftPPM
+        let scaled = drift == 0 ? delta : UInt64(Double(delta) / (1 + Double(drift) / 1_000_000))
+        return now + scaled
+    }
+
+    // MARK: node outputs
+
+    func checkIncarnation(_ s: Int, _ node: Node) {
+        if node.incarnation < slots[s].incarnationSeen {
+            violate(
+                node: s,
+                "node \(s) (\(node.id)) incarnation went back from \(slots[s].incarnationSeen) to \(node.incarnation)")
+        }
+        slots[s].incarnationSeen = node.incarnation
+    }
+
+    /// Drains a node's outputs and re-arms its timer.
+    func flush(_ s: Int) {
+        guard let node = slots[s].node else { return }
+        let incarnationBefore = slots[s].incarnationSeen
+        var more = true
+        while more {
+            more = false
+            serviceStorage(s, node)
+            drainTransmits(s, node)
+            while let e = node.pollEvent() {
+                observe(s, e)
+                if rolloutEvent(s, node, e) { more = true }
+            }
+        }
+        if node.incarnation != incarnationBefore {
+            truthDelta =
+                truthDelta &- Node.digestTerm(node.id, incarnationBefore)
+                &+ Node.digestTerm(node.id, node.incarnation)
+            checkIncarnation(s, node)
+        }
+        if let me = node.member(node.id), me.state == .failed || me.state == .suspect {
+            violate(node: s, "node \(s) (\(node.id)) holds itself \(me.state)")
+        }
+        let deadline = trueTime(s, nodeMilliseconds: node.pollTimeout()) + slots[s].slowness
+        if deadline < slots[s].timerAt {
+            slots[s].timerAt = deadline
+            if deadline < windowEnd {
+                agenda.push(.timer(Int32(s), generation: slots[s].generation), at: deadline)
+            } else {
+                outputs.append(
+                    SimOutput(
+                        time: now, node: Int32(s), kind: .timer(generation: slots[s].generation, at: deadline)))
+            }
+        }
+    }
+
+    func drainTransmits(_ s: Int, _ node: Node) {
+        while let t = node.pollTransmit() {
+            switch t {
+            case .datagram(let to, let bytes):
+                guard let d = Simulator.slot(of: to), d < slots.count else { continue }
+                outputs.append(SimOutput(time: now, node: Int32(s), kind: .datagram(to: Int32(d), bytes: bytes)))
+            case .streamOpen(let stream, let to, let bytes):
+                streamsOpened += 1
+                guard let d = Simulator.slot(of: to), d < slots.count else {
+                    // No such host: the connection fails at once, on this node.
+                    let failure = Simulator.Event.streamFailed(
+                        to: Int32(s), generation: slots[s].generation, stream: stream)
+                    if now < windowEnd {
+                        agenda.push(failure, at: now)
+                    } else {
+                        sim.queue.push(failure, at: now)  // between windows: the simulator's own agenda
+                    }
+                    continue
+                }
+                outputs.append(
+                    SimOutput(
+                        time: now, node: Int32(s), kind: .streamOpen(to: Int32(d), stream: stream, bytes: bytes)))
+            case .streamReply(let connection, let bytes):
+                outputs.append(
+                    SimOutput(time: now, node: Int32(s), kind: .streamReply(connection: connection, bytes: bytes)))
+            }
+        }
+    }
+
+    func observe(_ s: Int, _ e: NodeEvent) {
+        guard case .memberFailed(let id) = e, sim.options.networkIsPerfect, sim.congestionDrops == 0 else { return }
+        // On a perfect network only a node that is really down may be declared failed.
+        if let target = sim.slotOfID[id].map(Int.init), slots[target].up {
+            violate(
+                node: s, "node \(s) declared live node \(target) (\(id)) failed on a network without loss or partitions"
+            )
+        }
+    }
+
+    /// Carries out node `s`'s storage requests against its chunk bits.
+    func serviceStorage(_ s: Int, _ node: Node) {
+        guard let r = sim.rollout else { return }
+        while let request = node.pollStorage() {
+            switch request {
+            case .openRelease(let id, _):
+                if slots[s].stored == nil || slots[s].stored!.count != r.chunks.count {
+                    slots[s].stored = ChunkBitfield(count: r.chunks.count)
+                }
+                node.releaseOpened(id, present: slots[s].stored!, now: nodeClock(s))
+            case .storeChunk(_, let index, _):
+                slots[s].stored?.insert(index)
+            case .readChunk(let connection, let release, let index):
+                let bytes = slots[s].stored?.contains(index) == true ? r.chunks[index] : nil
+                node.serveChunk(connection: connection, release: release, index: index, bytes: bytes, now: nodeClock(s))
+            case .discardChunk(_, let index):
+                slots[s].stored?.remove(index)
+            }
+        }
+    }
+
+    /// A node verified the whole release: it "installs" at once and reports the update committed. Returns
+    /// true when it called into the node (which then has more to send).
+    func rolloutEvent(_ s: Int, _ node: Node, _ e: NodeEvent) -> Bool {
+        guard case .releaseDownloaded(let id) = e, let r = sim.rollout, id == r.id, r.startedAt != nil,
+            slots[s].verifiedAt == nil
+        else { return false }
+        slots[s].verifiedAt = now
+        outputs.append(SimOutput(time: now, node: Int32(s), kind: .verified))
+        node.reportUpdate(.committed, installedVersion: r.version, now: nodeClock(s))
+        return true
+    }
+}
+
+/// Helper threads that run workers 1... of each window while the calling thread runs worker 0.
+final class SimThreads {
+    private let workers: [SimWorker]
+    private var handles: [pthread_t] = []
+    private let go: UnsafeMutablePointer<sem_t>
+    private let done: UnsafeMutablePointer<sem_t>
+    private var stopping = false
+
+    private final class Context {
+        let threads: SimThreads
+        let index: Int
+        init(_ threads: SimThreads, _ index: Int) {
+            self.threads = threads
+            self.index = index
+        }
+    }
+
+    init(workers: [SimWorker]) {
+        self.workers = workers
+        go = .allocate(capacity: workers.count)
+        done = .allocate(capacity: 1)
+        sem_init(done, 0, 0)
+        for i in 0..<workers.count { sem_init(go + i, 0, 0) }
+        for i in 1..<workers.count {
+            var handle = pthread_t()
+            let context = Unmanaged.passRetained(Context(self, i)).toOpaque()
+            let rc = pthread_create(
+                &handle, nil,
+                { raw in
+                    let c = Unmanaged<Context>.fromOpaque(raw!).takeRetainedValue()
+                    c.threads.serve(c.index)
+                    return nil
+                }, context)
+            precondition(rc == 0, "pthread_create failed: \(rc)")
+            handles.append(handle)
+        }
+    }
+
+    private func serve(_ i: Int) {
+        while true {
+            sem_wait(go + i)
+            if stopping { return }
+            workers[i].runAgenda()
+            sem_post(done)
+        }
+    }
+
+    /// Runs every worker's agenda, worker 0 on this thread; returns when all are done.
+    func runWindow() {
+        for i in 1..<workers.count { sem_post(go + i) }
+        workers[0].runAgenda()
+        for _ in 1..<workers.count { sem_wait(done) }
+    }
+
+    /// Stops and joins the helper threads.
+    func stop() {
+        stopping = true
+        for i in 1..<workers.count { sem_post(go + i) }
+        for h in handles { pthread_join(h, nil) }
+        handles = []
+        for i in 0..<workers.count { sem_destroy(go + i) }
+        sem_destroy(done)
+        go.deallocate()
+        done.deallocate()
+    }
+}
