@@ -254,6 +254,7 @@ extension Node {
     /// has all gone out, the next round comes early: a round with nothing queued sends nothing but may sync.
     func noteDigest(_ theirs: UInt64, from sender: NodeID, now: UInt64) {
         if theirs == digest {
+            agreedPulls = 0
             if mismatchPeer == sender { mismatchPeer = nil }
             // Rumour mongering with feedback: once several peers in a row hold exactly our view, the news we
             // are still retransmitting has spread; the few nodes it missed will see a differing digest and pull.
@@ -267,6 +268,20 @@ extension Node {
         matchingPeers = 0
         lastMatchingPeer = nil
         mismatchPeer = sender
+        if theirs == lastForeignDigest && sender != lastForeignPeer && agreedPulls < Node.agreedPullsMax {
+            // Two peers hold the same view and it is not ours: the fleet has settled on something we lack (the
+            // tail of a wave of changes whose gossip missed us). Pull now instead of after the backoff, which
+            // grew while the wave was on. While views are still changing peers rarely agree, so this does not
+            // bring back a pull per round during the wave; `agreedPullsMax` bounds it for a node that cannot
+            // take what the others hold.
+            agreedPulls += 1
+            lastForeignPeer = nil
+            syncBackoff = 0
+            nextSyncAllowed = min(nextSyncAllowed, now)
+        } else {
+            lastForeignDigest = theirs
+            lastForeignPeer = sender
+        }
         if queue.isEmpty && pendingSyncs.isEmpty && now >= nextSyncAllowed {
             nextGossip = min(nextGossip, now + config.gossipInterval / 4)
         }

@@ -116,6 +116,11 @@ public final class Node {
     /// Distinct peers in a row whose digest matched ours, and the last of them.
     var matchingPeers = 0
     var lastMatchingPeer: NodeID?
+    /// The last differing digest heard and from whom; pulls made because two peers agreed on it, since our
+    /// digest last matched a peer's.
+    var lastForeignDigest: UInt64 = 0
+    var lastForeignPeer: NodeID?
+    var agreedPulls = 0
     var leaveRoundsLeft = 0
 
     var transmits = OutputQueue<Transmit>()
@@ -293,6 +298,9 @@ public final class Node {
 
     /// Peers in a row holding our exact view after which queued member news counts as spread.
     static let matchesBeforeQuiet = 3
+
+    /// Pulls in a row that skip the backoff because two peers agreed on a view we lack (see `noteDigest`).
+    static let agreedPullsMax = 3
 
     /// Members a joining node is introduced to (see `introduction(for:)`).
     static let introductionSize = 32
