@@ -241,10 +241,12 @@ import Testing
         }
         let coarse = summary(Message.bucketCount)
         let fine = summary(Message.fineBucketCount)
+        let finest = summary(Message.finestBucketCount)
         #expect(coarse.digests.reduce(0, &+) == node.digest)
 
-        // A few buckets differ (at either granularity): exactly their members come back, after the node itself.
-        for (k, (s, differing)) in [(coarse, [3, 77, 200]), (fine, [0, 500, 501, 1023])].enumerated() {
+        // A few buckets differ (at any granularity): exactly their members come back, after the node itself.
+        let cases = [(coarse, [3, 77, 200]), (fine, [0, 500, 501, 1023]), (finest, [1, 2, 2047, 2048, 4095])]
+        for (k, (s, differing)) in cases.enumerated() {
             var theirs = s.digests
             for b in differing { theirs[b] = theirs[b] &+ 1 }
             let request = Message(type: .syncRequest, digest: 1, bucketDigests: theirs, bucketCounts: s.counts)

@@ -87,10 +87,15 @@ public struct Message: Equatable, Sendable {
     /// Id ranges of a pull from a node with a large view (the top 10 bits): replies for nearly complete views
     /// then repeat fewer members the requester already holds.
     public static let fineBucketCount = 1024
+    /// Id ranges of a pull from a node with a view of thousands (the top 12 bits): about as many ranges as
+    /// members, so a reply holds little besides what the requester lacks.
+    public static let finestBucketCount = 4096
 
     public static func bucket(of id: NodeID) -> Int { Int(id.rawValue >> 56) }
 
     public static func fineBucket(of id: NodeID) -> Int { Int(id.rawValue >> 54) }
+
+    public static func finestBucket(of id: NodeID) -> Int { Int(id.rawValue >> 52) }
 
     /// Items one datagram may carry; a sync carries at most `membersMax` (checked by the caller's limit).
     public static let datagramItemsMax = 64
@@ -241,7 +246,7 @@ public struct Message: Equatable, Sendable {
         }
         if type == .syncRequest {
             let buckets = Int(try r.readUInt16("bucket count"))
-            if buckets != 0 && buckets != bucketCount && buckets != fineBucketCount {
+            if buckets != 0 && buckets != bucketCount && buckets != fineBucketCount && buckets != finestBucketCount {
                 throw .invalidValue(field: "bucket count", value: UInt64(buckets))
             }
             m.bucketDigests.reserveCapacity(buckets)

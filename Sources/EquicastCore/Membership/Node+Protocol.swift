@@ -362,15 +362,18 @@ extension Node {
         var items: [GossipItem] = [.member(selfUpdate)]
         var used = Message(type: .syncResponse, digest: 0).headerByteCount + items[0].encodedByteCount
         let budget = min(config.syncReplyByteBudget, FrameLimits.streamPayloadBudget)
-        // The table lists members by fine bucket; a coarse bucket is `group` of them.
-        let group = Message.fineBucketCount / n
+        // The table lists members by fine bucket: a coarse bucket is `group` of them, a finest one a quarter of
+        // one (told apart by the top `n` bits of the id).
+        let group = max(1, Message.fineBucketCount / n)
+        let shift = UInt64(64 - n.trailingZeroBitCount)
         for b in ahead.map({ Int($0 & 0xffff) }) + other {
             var bucket: [GossipItem] = []
             var size = 0
-            for f in b * group..<(b + 1) * group {
+            let lists = n > Message.fineBucketCount ? b / (n / Message.fineBucketCount) : b * group
+            for f in lists..<lists + group {
                 for s in table.slots(inFineBucket: f) {
                     let m = table.member(at: Int(s))
-                    guard m.id != id else { continue }
+                    guard m.id != id, Int(m.id.rawValue >> shift) == b else { continue }
                     let item = GossipItem.member(syncRecord(m))
                     bucket.append(item)
                     size += item.encodedByteCount

@@ -114,8 +114,7 @@ extension Node {
         pendingSyncs[sid] = PendingSync(peer: peer, startedAt: now)
         counters.syncsStarted += 1
         // A node that knows nobody asks to be introduced; a member sends its bucket digests and pulls what differs.
-        let buckets =
-            present.isEmpty ? 0 : present.count >= Node.fineBucketsFrom ? Message.fineBucketCount : Message.bucketCount
+        let buckets = Node.pullBuckets(present: present.count)
         let summary = buckets == 0 ? (digests: [UInt64](), counts: [UInt16]()) : bucketSummary(buckets)
         let request = Message(
             type: .syncRequest, digest: digest, items: [.member(selfUpdate)], bucketDigests: summary.digests,

@@ -76,10 +76,11 @@ public final class Node {
     var ring: RingTracker
     /// The view digest: the wrapping sum of `digestTerm` over self and the present members.
     public internal(set) var digest: UInt64 = 0
-    /// The same sum per fine id range (the top 10 bits of the id), and the present members in each: a pull
-    /// names these (or their sums over 4 neighbouring ranges) and receives only the ranges whose sums differ.
-    var fineDigests = [UInt64](repeating: 0, count: Message.fineBucketCount)
-    var fineCounts = [UInt16](repeating: 0, count: Message.fineBucketCount)
+    /// The same sum per finest id range (the top 12 bits of the id), and the present members in each: a pull
+    /// names these (or their sums over 4 or 16 neighbouring ranges) and receives only the ranges whose sums
+    /// differ.
+    var fineDigests = [UInt64](repeating: 0, count: Message.finestBucketCount)
+    var fineCounts = [UInt16](repeating: 0, count: Message.finestBucketCount)
     var suspicions: [NodeID: Suspicion] = [:] {
         didSet { earliestSuspicionDeadline = nil }
     }
@@ -307,7 +308,7 @@ public final class Node {
 
     func addToDigest(_ member: NodeID, _ incarnation: UInt64) {
         let t = Node.digestTerm(member, incarnation)
-        let b = Message.fineBucket(of: member)
+        let b = Message.finestBucket(of: member)
         digest = digest &+ t
         fineDigests[b] = fineDigests[b] &+ t
         fineCounts[b] &+= 1
@@ -315,27 +316,38 @@ public final class Node {
 
     func removeFromDigest(_ member: NodeID, _ incarnation: UInt64) {
         let t = Node.digestTerm(member, incarnation)
-        let b = Message.fineBucket(of: member)
+        let b = Message.finestBucket(of: member)
         digest = digest &- t
         fineDigests[b] = fineDigests[b] &- t
         fineCounts[b] &-= 1
     }
 
-    /// Bucket digests and member counts at `buckets` ranges (`Message.bucketCount` or `fineBucketCount`).
+    /// Bucket digests and member counts at `buckets` ranges (`Message.bucketCount`, `fineBucketCount` or
+    /// `finestBucketCount`).
     func bucketSummary(_ buckets: Int) -> (digests: [UInt64], counts: [UInt16]) {
-        if buckets == Message.fineBucketCount { return (fineDigests, fineCounts) }
-        let group = Message.fineBucketCount / buckets
+        if buckets == Message.finestBucketCount { return (fineDigests, fineCounts) }
+        let group = Message.finestBucketCount / buckets
         var digests = [UInt64](repeating: 0, count: buckets)
         var counts = [UInt16](repeating: 0, count: buckets)
-        for f in 0..<Message.fineBucketCount {
+        for f in 0..<Message.finestBucketCount {
             digests[f / group] = digests[f / group] &+ fineDigests[f]
             counts[f / group] &+= fineCounts[f]
         }
         return (digests, counts)
     }
 
-    /// A member's view of more than this many members pulls by fine buckets.
+    /// A member's view of more than this many members pulls by fine buckets, and of more than
+    /// `finestBucketsFrom` by the finest: the request grows (10 bytes a range, 40 KiB for the finest) while the
+    /// reply sheds the members the requester already holds in a differing range.
     static let fineBucketsFrom = 2048
+    static let finestBucketsFrom = 8192
+
+    /// How many id ranges a pull from a view of `present` members names (0 for a joiner, which names none).
+    static func pullBuckets(present: Int) -> Int {
+        if present == 0 { return 0 }
+        if present >= finestBucketsFrom { return Message.finestBucketCount }
+        return present >= fineBucketsFrom ? Message.fineBucketCount : Message.bucketCount
+    }
 
     /// One member's share of the view digest (the digest is the wrapping sum over present members and self).
     /// Public so that a simulator can compute the digest of the true live set.
