@@ -23,6 +23,8 @@ struct GossipQueue {
         var transmits: Int
         /// Identifies this entry's current position; a reference with another stamp is stale.
         var stamp: UInt64
+        /// The `take` call that last took this entry (so one packet carries it once).
+        var takenBy: UInt64 = 0
     }
 
     private struct Reference {
@@ -46,6 +48,7 @@ struct GossipQueue {
     /// heads[t]: every reference before this index in levels[t] is stale (found by eviction).
     private var heads: [Int] = []
     private var stamp: UInt64 = 0
+    private var takes: UInt64 = 0
 
     private static let vacant: Int32 = -1
     private static let removed: Int32 = -2
@@ -239,10 +242,12 @@ struct GossipQueue {
     /// `limit` times are dropped.
     mutating func take(byteBudget: Int, itemsMax: Int, limit: Int, priority: NodeID?) -> [GossipItem] {
         if entries.isEmpty || byteBudget <= 0 || itemsMax <= 0 { return [] }
+        takes &+= 1
         var out: [GossipItem] = []
         var taken: [Key] = []
         var used = 0
         if let p = priority, let at = position(of: .member(p)), entries[at].item.encodedByteCount <= byteBudget {
+            entries[at].takenBy = takes
             let e = entries[at]
             out.append(e.item)
             taken.append(.member(p))
@@ -267,7 +272,7 @@ struct GossipQueue {
                 i -= 1
                 guard let p = live(r) else { continue }
                 let e = entries[p]
-                if taken.contains(r.key) {
+                if e.takenBy == takes {
                     skipped.append(r)
                     continue
                 }
@@ -277,6 +282,7 @@ struct GossipQueue {
                     continue
                 }
                 used += size
+                entries[p].takenBy = takes
                 out.append(e.item)
                 taken.append(r.key)
             }
