@@ -3,7 +3,9 @@
 # of the nodes, on a clean 100 Mbit/s LAN with the agent's default settings; for N >= 1,000 the crash again with
 # faster failure detection (ProbeInterval 200 ms, ProbeTimeout 100 ms, HeartbeatTimeout 2 s; gossip stays at
 # 200 ms). Records each run's summary, per-round CSV and convergence plot in bench/results/sim/ and a table in
-# bench/results/sim.txt. Seeds are fixed so the runs can be repeated exactly.
+# bench/results/sim.txt. Seeds are fixed so the runs can be repeated exactly. The simulator runs nodes on every
+# online core (its results do not depend on how many); nothing else should run meanwhile if the wall times are
+# to mean anything.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 sizes=("$@")

@@ -67,6 +67,8 @@ public struct AgentConfig: Equatable {
     /// Run when the install or the health check fails (same environment); it should restore the previous
     /// firmware.
     public var rollbackCommand = ""
+    /// `StorageRetryInterval`: seconds a download stopped by a full disk waits before trying again.
+    public var storageRetryInterval = 600
     /// `SNMPAgentX`: attach to the device's snmpd as an AgentX subagent and serve EQUICAST-LITE-MIB (only in
     /// builds with SNMP support). Off by default.
     public var snmpAgentX = false
@@ -164,6 +166,9 @@ public struct AgentConfig: Equatable {
         case "installcommand": installCommand = value
         case "healthcommand": healthCommand = value
         case "rollbackcommand": rollbackCommand = value
+        case "storageretryinterval":
+            guard let v = Int(value), v >= 1, v <= 86_400 else { throw bad("expected 1 ... 86400 seconds") }
+            storageRetryInterval = v
         case "snmpagentx":
             switch value.asciiLowercased {
             case "on", "true", "yes", "1": snmpAgentX = true

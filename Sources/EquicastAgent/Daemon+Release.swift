@@ -39,6 +39,7 @@ extension Daemon {
         s.installedVersion = record?.installedVersion ?? config.firmwareVersion
         s.updateState = record?.state ?? (config.firmwareVersion > 0 ? .committed : .idle)
         s.rejectedReleases = record?.rejected ?? []
+        s.storageRetryInterval = UInt64(config.storageRetryInterval) * 1000
         #if EQUICAST_FAULT_INJECTION
             // Debug builds only: the process tests make one agent a rogue peer.
             s.faultServeCorruptChunks = getenv("EQUICAST_FAULT_SERVE_CORRUPT_CHUNKS") != nil
@@ -90,8 +91,13 @@ extension Daemon {
                     try store.store(chunk.id, bytes)
                 } catch {
                     node.chunkStoreFailed(release: release, index: index, now: now)
-                    if node.heldReleaseInstallable && !record.state.isFinal && record.state != .failed {
-                        failUpdate("cannot store chunk \(index): \(error); the running firmware is untouched", now: now)
+                    if node.heldReleaseInstallable && record.state == .downloading && node.updateState == .failed {
+                        // The node stopped the download; the release stays wanted (space may be freed).
+                        updateReason =
+                            "cannot store chunk \(index): \(error); the running firmware is untouched; "
+                            + "trying again in \(config.storageRetryInterval) s"
+                        log.log(.error, "update failed: \(updateReason)")
+                        setUpdate(.failed, now: now, rejecting: false)
                     }
                 }
             case .readChunk(let connection, let release, let index):
@@ -249,18 +255,19 @@ extension Daemon {
         setUpdate(.failed, now: now)
     }
 
-    /// Persists the new state first, then tells the node (which gossips it).
-    func setUpdate(_ state: UpdateState, now: UInt64) {
+    /// Persists the new state first, then tells the node (which gossips it). A failed or rolled-back release is
+    /// never fetched again, unless `rejecting` is false (a full disk: the node tries again later).
+    func setUpdate(_ state: UpdateState, now: UInt64, rejecting: Bool = true) {
         record.state = state
         record.release = node.heldRelease?.releaseID
-        if (state == .failed || state == .rolledBack), let r = record.release, !record.rejected.contains(r) {
+        if rejecting, state == .failed || state == .rolledBack, let r = record.release, !record.rejected.contains(r) {
             if record.rejected.count >= 16 { record.rejected.removeFirst() }
             record.rejected.append(r)
         }
         do throws(PosixError) { try releaseStore?.save(record) } catch {
             log.log(.error, "cannot persist the update state (\(state.name)): \(error)")
         }
-        node.reportUpdate(state, installedVersion: record.installedVersion, now: now)
+        node.reportUpdate(state, installedVersion: record.installedVersion, rejecting: rejecting, now: now)
         notifySNMP(update: state, reason: updateReason)
     }
 }

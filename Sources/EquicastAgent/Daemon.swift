@@ -206,6 +206,9 @@ public final class Daemon {
             notifySNMP(e)
             switch e {
             case .releaseDownloaded: resumeAfterDownload = true
+            case .releaseResumed:
+                updateReason = ""
+                setUpdate(.downloading, now: now)
             case .releaseAccepted(_, let installable) where installable: setUpdate(.downloading, now: now)
             default: break
             }
@@ -231,6 +234,7 @@ public final class Daemon {
                     + (installable ? "downloading" : "spreading it (not for this device)"))
         case .releaseRefused(let error, let from): log.log(.warning, "refused a release from \(from): \(error)")
         case .releaseDownloaded(let id): log.log(.info, "release \(id.shortHex): every chunk verified")
+        case .releaseResumed(let id): log.log(.info, "release \(id.shortHex): trying the download again")
         case .integrityViolation(let peer, let address, let release, let chunk):
             log.log(
                 .warning,

@@ -95,7 +95,8 @@ struct Sim: ParsableCommand {
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let eventsPerSecond = Double(report.eventsHandled) / max(wall, 1e-9)
         print(
-            "simulation: \(report.eventsHandled) events in \(String(format: "%.1f", wall)) s wall "
+            "simulation: \(report.eventsHandled) events in \(String(format: "%.1f", wall)) s wall on "
+                + "\(simulator.threadCount) thread\(simulator.threadCount == 1 ? "" : "s") "
                 + "(\(Int(eventsPerSecond)) events/s), peak RSS \(usage.ru_maxrss / 1024) MiB")
         if let csv {
             try report.csv.write(toFile: csv, atomically: true, encoding: .utf8)

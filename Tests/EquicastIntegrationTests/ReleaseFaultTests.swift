@@ -77,7 +77,9 @@ import Testing
 
     /// Node 1's state directory is a 3 MiB tmpfs and the release is 6 MiB of incompressible bytes: storing
     /// its chunks fails once less than the 1 MiB reserve would be left. The update fails with a reason naming
-    /// the space, the install command never runs, the node stays in the fleet, and the others install.
+    /// the space, the install command never runs, the node stays in the fleet, and the others install. The node
+    /// stops fetching chunks it cannot keep; once the tmpfs is grown it tries again after StorageRetryInterval
+    /// and installs, keeping the chunks it had stored.
     @Test(.enabled(if: getuid() == 0, "mounts a tmpfs"))
     func fullDiskFailsTheUpdateAndLeavesTheFirmwareAlone() throws {
         let cluster = AgentCluster(name: "fulldisk")
@@ -90,7 +92,8 @@ import Testing
         }
         let image = RolloutTests.randomImage(size: 6 << 20, seed: 5)
         let file = try RolloutTests.makeRelease(in: cluster, image: image, version: 2)
-        for i in 0..<3 { try cluster.start(i, extra: RolloutTests.releaseFlags(cluster, i)) }
+        let retry = ["--StorageRetryInterval", "6"]
+        for i in 0..<3 { try cluster.start(i, extra: RolloutTests.releaseFlags(cluster, i) + (i == 1 ? retry : [])) }
         #expect(cluster.waitFor(seconds: 15) { (0..<3).allSatisfy { cluster.members($0)?.count == 3 } } != nil)
         let (pushStatus, pushOutput) = try RolloutTests.run(
             ["rollout", "push", file] + RolloutTests.agentFlags(cluster, 0))
@@ -101,7 +104,13 @@ import Testing
         }
         try #require(settled != nil, "node 1: \(ReleaseFaultTests.log(cluster, 1))")
         let log = ReleaseFaultTests.log(cluster, 1)
+        // Stopped: no chunk is fetched while the disk is full (a loop of fetching and failing would load the
+        // peers for nothing). The retry is 6 s after the failure.
+        let downloadedAtFailure = Int(cluster.status(1)?["bytes_downloaded"] ?? "") ?? -1
+        Thread.sleep(forTimeInterval: 2)
+        #expect(Int(cluster.status(1)?["bytes_downloaded"] ?? "") == downloadedAtFailure)
         #expect(log.contains("update failed: cannot store chunk"), "\(log)")
+        #expect(log.contains("trying again in 6 s"), "\(log)")
         #expect(log.contains("not enough space to write \(state)/releases/chunks"), "\(log)")
         #expect(cluster.status(1)?["firmware_version"] == "1")
         #expect(!FileManager.default.fileExists(atPath: state + "/installed.img"), "the install command ran")
@@ -121,5 +130,16 @@ import Testing
             return row?.split(separator: " ").contains("failed") == true && text.contains(", 1 failed,")
         }
         #expect(seen != nil, "\(text)")
+
+        // Space is freed: the download resumes from the chunks it kept and the update installs.
+        let chunksKept = Int(cluster.status(1)?["chunks_verified_held"] ?? "") ?? 0
+        try NetworkNamespace.run("/usr/bin/mount", "-o", "remount,size=24m", state)
+        let installed = cluster.waitFor(seconds: 60) { cluster.status(1)?["update_state"] == "committed" }
+        #expect(installed != nil, "node 1: \(ReleaseFaultTests.log(cluster, 1))")
+        #expect(ReleaseFaultTests.installedHash(cluster, 1) == Digest256(hashing: image))
+        #expect(ReleaseFaultTests.log(cluster, 1).contains("trying the download again"))
+        let fetched = Int(cluster.status(1)?["bytes_downloaded"] ?? "") ?? 0
+        #expect(chunksKept > 0)
+        #expect(fetched < downloadedAtFailure + (6 << 20), "fetched \(fetched) bytes in all")
     }
 }

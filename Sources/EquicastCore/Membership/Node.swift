@@ -36,6 +36,8 @@ public enum NodeEvent: Equatable, Sendable {
     case releaseRefused(ReleaseError, from: SocketAddress)
     /// Every chunk of an installable release is stored and verified: the driver assembles and installs it.
     case releaseDownloaded(Digest256)
+    /// A download stopped by a storage failure (`chunkStoreFailed`) starts again.
+    case releaseResumed(Digest256)
     /// A peer served a chunk that does not match its id (it is no longer asked for this release).
     case integrityViolation(peer: NodeID, address: SocketAddress, release: Digest256, chunk: Int)
     /// A frame or message was refused (counted; the driver may log it at debug level).
@@ -145,6 +147,8 @@ public final class Node {
     var nextHaves: UInt64 = 0
     var nextDiscovery: UInt64 = 0
     var publishedTenth = -1
+    /// When a download stopped by a storage failure tries again (0: not stopped).
+    var storageRetryAt: UInt64 = 0
 
     struct Probe {
         let target: NodeID

@@ -25,6 +25,9 @@ public struct ReleaseSettings: Sendable {
     public var requestTimeout: UInt64 = 30_000
     /// How often the download's progress is gossiped: at every 1/steps of the chunks (state changes always).
     public var progressSteps = 4
+    /// After the driver could not store a chunk (a full disk), the download stops and the update shows failed
+    /// for this long (ms); then the node tries again. The release is not rejected: space may be freed.
+    public var storageRetryInterval: UInt64 = 600_000
     #if EQUICAST_FAULT_INJECTION
         /// Debug builds only (the process tests): serve every chunk with one byte flipped after it has been
         /// checked, as a compromised peer holding the fleet key would. Release and device builds lack the field.
@@ -49,7 +52,7 @@ public enum StorageRequest: Equatable, Sendable {
     /// already stored (by chunk id: chunks of the running image are reused), and report with `releaseOpened`.
     case openRelease(id: Digest256, manifest: [UInt8])
     /// Store a verified chunk (compressed bytes, named by the manifest's chunk id). On failure (full disk), call
-    /// `chunkStoreFailed`.
+    /// `chunkStoreFailed`: the download stops, and resumes after `ReleaseSettings.storageRetryInterval`.
     case storeChunk(release: Digest256, index: Int, bytes: [UInt8])
     /// Read a stored chunk and hand it to `serveChunk(connection:release:index:bytes:now:)`, nil if unreadable.
     case readChunk(connection: UInt64, release: Digest256, index: Int)
@@ -139,24 +142,40 @@ extension Node {
     public func restoreRelease(_ bytes: [UInt8], now: UInt64) -> ReleaseError? {
         let saved = updateState
         let error = acceptManifest(bytes, announced: nil, pushed: true, source: nil, now: now)
-        if error == nil, saved != .idle, saved != .announced {
+        // A download that had stopped on a full disk (failed, the release not rejected) starts again: a restart
+        // is as good a moment to try as any.
+        if error == nil, saved != .idle, saved != .announced, saved != .failed || !(transfer?.installable ?? false) {
             updateState = saved
             publishStatus(now: now)
         }
         return error
     }
 
-    /// The driver could not store a chunk (full disk, I/O error): the node no longer claims it.
+    /// The driver could not store a chunk (full disk, I/O error): the node no longer claims it, stops
+    /// downloading (fetching chunks it cannot keep would only load its peers) and reports the update failed,
+    /// without rejecting the release; after `storageRetryInterval` it tries again (`releaseResumed`).
     public func chunkStoreFailed(release: Digest256, index: Int, now: UInt64) {
         guard let t = transfer, t.id == release, index >= 0, index < t.chunkCount else { return }
         transfer!.have.remove(index)
+        guard t.installable, storageRetryAt == 0 else { return }
+        storageRetryAt = now + max(1, releaseSettings.storageRetryInterval)
+        // Replies to requests in flight are dropped unread.
+        for f in chunkFetches { transfer!.finished(f.index, from: f.peer) }
+        chunkFetches = []
+        if updateState == .downloading {
+            updateState = .failed
+            publishStatus(now: now)
+        }
     }
 
     /// The driver moved the update on (verifying, staged, installing, health check, committed, failed, rolled
-    /// back) or installed a new version. Failed and rolled-back releases are never fetched again.
-    public func reportUpdate(_ state: UpdateState, installedVersion version: UInt64? = nil, now: UInt64) {
+    /// back) or installed a new version. Failed and rolled-back releases are never fetched again, unless
+    /// `rejecting` is false (the failure `chunkStoreFailed` reported, which is tried again).
+    public func reportUpdate(
+        _ state: UpdateState, installedVersion version: UInt64? = nil, rejecting: Bool = true, now: UInt64
+    ) {
         if let v = version { installedVersion = v }
-        if state == .failed || state == .rolledBack, let t = transfer { reject(t.id) }
+        if rejecting, state == .failed || state == .rolledBack, let t = transfer { reject(t.id) }
         guard state != updateState || version != nil else { return }
         updateState = state
         publishStatus(now: now)
@@ -255,6 +274,7 @@ extension Node {
 
     func releaseDeadline() -> UInt64 {
         var t = trickle.deadline
+        if storageRetryAt != 0 { t = min(t, storageRetryAt) }
         if let f = manifestFetch { t = min(t, f.startedAt + releaseSettings.requestTimeout) }
         for f in chunkFetches { t = min(t, f.startedAt + releaseSettings.requestTimeout) }
         if havesPending { t = min(t, nextHaves) }
@@ -281,7 +301,16 @@ extension Node {
         var late: [UInt64] = []
         for f in chunkFetches where now >= f.startedAt + releaseSettings.requestTimeout { late.append(f.stream) }
         for sid in late { transferStreamFailed(sid, now: now) }
-        guard transfer != nil else { return }
+        guard let held = transfer else { return }
+        if storageRetryAt != 0 && now >= storageRetryAt {
+            storageRetryAt = 0
+            if updateState == .failed && held.installable && !rejectedReleases.contains(held.id) {
+                updateState = .downloading
+                publishStatus(now: now)
+                events.append(.releaseResumed(held.id))
+                downloadProgressed(now: now)
+            }
+        }
         if now >= nextHaves && havesPending {
             nextHaves = now + max(1, config.gossipInterval / 2)
             var told: [NodeID] = []
@@ -483,6 +512,7 @@ extension Node {
         }
         counters.manifestsAccepted += 1
         chunkFetches = []
+        storageRetryAt = 0
         var t = ReleaseTransfer(signed: signed, installable: installable)
         t.source = source
         transfer = t
@@ -529,7 +559,7 @@ extension Node {
     }
 
     func schedulePulls(now: UInt64) {
-        guard let t = transfer, t.opened, !t.isComplete, !isLeaving else { return }
+        guard let t = transfer, t.opened, !t.isComplete, !isLeaving, storageRetryAt == 0 else { return }
         let picks = t.choose(
             perPeer: releaseSettings.chunkRequestsPerPeer, total: releaseSettings.chunkRequestsMax,
             inFlightNow: chunkFetches.count, rng: &rng)
