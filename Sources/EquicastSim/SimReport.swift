@@ -88,7 +88,10 @@ public struct SimReport: Sendable {
                 } ?? "the fleet never agreed again"
             lines.append("partition: \(seconds(options.partitionAt))-\(seconds(options.partitionHealAt)) s; \(healed)")
         case .rollout:
-            if let r = rollout { lines.append(rolloutLine(r)) }
+            if let r = rollout {
+                lines.append(rolloutLine(r))
+                if !r.behind.isEmpty { lines.append("not verified at the end: " + r.behind.joined(separator: "; ")) }
+            }
         case .churn, .join:
             break
         }

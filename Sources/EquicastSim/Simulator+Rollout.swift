@@ -79,10 +79,18 @@ extension Simulator {
     public var rolloutResult: SimRolloutResult? {
         guard let r = rollout else { return nil }
         var served: [UInt64] = []
-        for s in slots { served.append(s.node?.counters.bytesServed ?? 0) }
+        var behind: [String: Int] = [:]
+        for s in slots {
+            served.append(s.node?.counters.bytesServed ?? 0)
+            guard s.up, s.verifiedAt == nil, let node = s.node else { continue }
+            let held = node.heldRelease?.releaseID == r.id
+            let chunks = held ? " \(node.releaseHaves?.setCount ?? 0)/\(r.chunks.count) chunks" : ""
+            behind[node.updateState.name + (held ? ", holding it," + chunks : ", not holding it"), default: 0] += 1
+        }
         return SimRolloutResult(
             imageBytes: r.signed.manifest.imageSize, chunkCount: r.chunks.count, payloadBytes: r.payloadBytes,
-            startedAt: r.startedAt.map { $0 / 1000 }, verifiedAfter: r.verifiedAfter, servedBytes: served)
+            startedAt: r.startedAt.map { $0 / 1000 }, verifiedAfter: r.verifiedAfter, servedBytes: served,
+            behind: behind.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" })
     }
 }
 
@@ -97,6 +105,9 @@ public struct SimRolloutResult: Sendable {
     public let verifiedAfter: [UInt64]
     /// Bytes of chunks each node served (index = node).
     public let servedBytes: [UInt64]
+    /// Live nodes that had not verified the release at the end, by update state: "3 downloading, holding it,
+    /// 12/17 chunks".
+    public let behind: [String]
 
     /// Ms after the hand-over when `fraction` of `nodes` had verified the release; nil if they never did.
     public func time(toFraction fraction: Double, of nodes: Int) -> UInt64? {

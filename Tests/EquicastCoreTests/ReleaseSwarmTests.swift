@@ -172,6 +172,54 @@ import Testing
     }
 
     /// After a rollout the fleet goes quiet: an hour costs each node its probes and a few advertisements.
+    /// A node that missed the announcement keeps advertising the same status (same sequence) to one peer per
+    /// Trickle interval. A holder must answer each of them with the release, not only the first time it heard
+    /// that status: in a fleet of thousands, the first copy usually arrives relayed by someone else.
+    @Test func aNodeBehindIsToldOfTheReleaseEveryTimeItAdvertises() throws {
+        let fleet = TestFleet(count: 2, seed: 4, release: ReleaseSwarmTests.settings())
+        #expect(fleet.runUntil(deadline: 10_000) { fleet.converged() } != nil)
+        let built = try ReleaseSwarmTests.release(version: 2, size: 100_000)
+        ReleaseSwarmTests.push(built, to: 0, in: fleet)
+        let holder = fleet.nodes[0]
+        let behind = NodeStatus(
+            node: NodeID(rawValue: 0xB0B), productTag: ReleaseAdvert.productTag("acme-gw"), sequence: 7,
+            installedVersion: 1, targetVersion: 0, state: .committed, chunksHave: 0, chunksTotal: 0)
+        let sealer = FrameSealer(sender: behind.node, keyring: TestFleet.keyring, encryptionEnabled: true)
+        var opener = FrameOpener(keyring: TestFleet.keyring, requireEncryption: true, senderCapacity: 4)
+        let from = SocketAddress(ipv4: 10, 9, 9, 9, port: 7946)
+        // The behind node is a member, so that the holder knows where to answer.
+        let join = Message(
+            type: .gossip, digest: 0,
+            items: [
+                .member(
+                    MemberUpdate(state: .alive, id: behind.node, incarnation: 1, address: from, reporter: behind.node))
+            ])
+        holder.handleDatagram(
+            sealer.seal(join.encode(), messageClass: .control, sequence: 1, nonce: [UInt8](repeating: 1, count: 24)),
+            from: from, now: fleet.now)
+        while holder.pollTransmit() != nil {}
+        for k in 0..<3 {
+            let advert = Message(type: .gossip, digest: 0, items: [.status(behind)])
+            let frame = sealer.seal(
+                advert.encode(), messageClass: .control, sequence: UInt64(2 + k),
+                nonce: [UInt8](repeating: UInt8(2 + k), count: 24))
+            holder.handleDatagram(frame, from: from, now: fleet.now + UInt64(k))
+            var told = false
+            while let t = holder.pollTransmit() {
+                guard case .datagram(let to, let bytes) = t, to == from,
+                    let opened = try? opener.open(bytes, transport: .datagram),
+                    let m = try? Message.decode(opened.payload, itemsMax: Message.datagramItemsMax)
+                else { continue }
+                told =
+                    told
+                    || m.items.contains {
+                        if case .release(let a) = $0 { a.releaseID == built.manifest.releaseID } else { false }
+                    }
+            }
+            #expect(told, "advertisement \(k + 1) of the same status went unanswered")
+        }
+    }
+
     @Test func settledFleetAdvertisesRarely() throws {
         let fleet = TestFleet(count: 8, seed: 12, release: ReleaseSwarmTests.settings())
         #expect(fleet.runUntil(deadline: 10_000) { fleet.converged() } != nil)

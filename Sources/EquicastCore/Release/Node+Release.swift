@@ -225,19 +225,21 @@ extension Node {
             }
             return
         }
-        let old = table.status(st.node)
-        if let old, old.sequence >= st.sequence { return }
-        guard old != nil || table.statusCount < config.membersMax else { return }
-        table.setStatus(st)
-        enqueueNews(.status(st), now: now)
-        guard st.node == sender, let t = transfer else { return }
-        if st.productTag == t.advert.productTag && st.installedVersion < t.version && st.targetVersion < t.version
-            && !(st.state.isFinal && st.targetVersion == t.version)
+        // Checked before the status is known to be news: a node that missed the announcement keeps sending the
+        // same status (its Trickle advertisements), and this is how it is found.
+        if st.node == sender, let t = transfer, st.productTag == t.advert.productTag,
+            st.installedVersion < t.version && st.targetVersion < t.version,
+            !(st.state.isFinal && st.targetVersion == t.version)
         {
             // A node that should have our release and does not know of it.
             trickle.hearInconsistent(now: now, rng: &rng)
             if let m = table[sender] { advertise(to: sender, address: m.address) }
         }
+        let old = table.status(st.node)
+        if let old, old.sequence >= st.sequence { return }
+        guard old != nil || table.statusCount < config.membersMax else { return }
+        table.setStatus(st)
+        enqueueNews(.status(st), now: now)
     }
 
     /// One advertisement: the release we hold (if any) and our status.
