@@ -92,7 +92,7 @@ import Testing
         }
         let image = RolloutTests.randomImage(size: 6 << 20, seed: 5)
         let file = try RolloutTests.makeRelease(in: cluster, image: image, version: 2)
-        let retry = ["--StorageRetryInterval", "6"]
+        let retry = ["--StorageRetryInterval", "15"]
         for i in 0..<3 { try cluster.start(i, extra: RolloutTests.releaseFlags(cluster, i) + (i == 1 ? retry : [])) }
         #expect(cluster.waitFor(seconds: 15) { (0..<3).allSatisfy { cluster.members($0)?.count == 3 } } != nil)
         let (pushStatus, pushOutput) = try RolloutTests.run(
@@ -105,12 +105,16 @@ import Testing
         try #require(settled != nil, "node 1: \(ReleaseFaultTests.log(cluster, 1))")
         let log = ReleaseFaultTests.log(cluster, 1)
         // Stopped: no chunk is fetched while the disk is full (a loop of fetching and failing would load the
-        // peers for nothing). The retry is 6 s after the failure.
+        // peers for nothing), until the retry 15 s after the failure (on a loaded machine node 2 may take that
+        // long to commit: then the window has passed and there is nothing to compare).
         let downloadedAtFailure = Int(cluster.status(1)?["bytes_downloaded"] ?? "") ?? -1
         Thread.sleep(forTimeInterval: 2)
-        #expect(Int(cluster.status(1)?["bytes_downloaded"] ?? "") == downloadedAtFailure)
+        let downloadedLater = Int(cluster.status(1)?["bytes_downloaded"] ?? "") ?? -1
+        if !ReleaseFaultTests.log(cluster, 1).contains("trying the download again") {
+            #expect(downloadedLater == downloadedAtFailure)
+        }
         #expect(log.contains("update failed: cannot store chunk"), "\(log)")
-        #expect(log.contains("trying again in 6 s"), "\(log)")
+        #expect(log.contains("trying again in 15 s"), "\(log)")
         #expect(log.contains("not enough space to write \(state)/releases/chunks"), "\(log)")
         #expect(cluster.status(1)?["firmware_version"] == "1")
         #expect(!FileManager.default.fileExists(atPath: state + "/installed.img"), "the install command ran")
