@@ -222,7 +222,8 @@ public final class Simulator {
     /// sends then enter the network model in (time, node) order. Starts, faults and samples run between windows.
     public func run() -> SimOutcome {
         let end = (options.faultPhase + options.livenessBound) * 1000
-        let lookahead = max(1, options.network.delayMin)
+        // The least delay any message can have (`delay()` caps at delayMax, should a caller set it lower).
+        let lookahead = max(1, min(options.network.delayMin, options.network.delayMax))
         let threads = threadCount > 1 ? SimThreads(workers: workers) : nil
         defer { threads?.stop() }
         while let next = queue.nextTime, next <= end {
