@@ -6,9 +6,8 @@
 # bench/results/sim-rollout/ and a table in bench/results/sim-rollout.txt. Fixed seeds.
 # Usage: bench/sim-rollout.sh [N:KIB:BITS_PER_S[:AT_S] ...]
 #   (default 100:4096:20000000 1000:1024:20000000; AT_S is when node 0 gets the release, for sizes whose join
-#   takes longer than the derived moment, e.g. 10000:1024:20000000:6. At N = 10,000 the run does not fit in this
-#   machine's 24 GiB today: every node keeps every node's status report, and it held 15.8 GiB, still growing,
-#   13 minutes in.)
+#   takes longer than the derived moment, e.g. 10000:1024:20000000:6, which needs about 13 GiB and half an hour
+#   on 2 cores.)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 runs=("$@")
