@@ -108,6 +108,10 @@ public struct AgentConfig: Equatable {
             guard let v = UInt64(value), v > 0 else { throw bad("expected a whole number of milliseconds") }
             return v
         }
+        func seconds(max: Int) throws(ConfigError) -> Int {
+            guard let v = Int(value), v >= 1, v <= max else { throw bad("expected 1 ... \(max) seconds") }
+            return v
+        }
         func count() throws(ConfigError) -> Int {
             guard let v = Int(value), v >= 0 else { throw bad("expected a whole number") }
             return v
@@ -166,9 +170,7 @@ public struct AgentConfig: Equatable {
         case "installcommand": installCommand = value
         case "healthcommand": healthCommand = value
         case "rollbackcommand": rollbackCommand = value
-        case "storageretryinterval":
-            guard let v = Int(value), v >= 1, v <= 86_400 else { throw bad("expected 1 ... 86400 seconds") }
-            storageRetryInterval = v
+        case "storageretryinterval": storageRetryInterval = try seconds(max: 86_400)
         case "snmpagentx":
             switch value.asciiLowercased {
             case "on", "true", "yes", "1": snmpAgentX = true
@@ -178,9 +180,7 @@ public struct AgentConfig: Equatable {
         case "snmpagentxsocket":
             guard !value.isEmpty, value.utf8.count <= 255 else { throw bad("expected a socket path or tcp:HOST:PORT") }
             snmpAgentXSocket = value
-        case "snmppinginterval":
-            guard let v = Int(value), v >= 1, v <= 3600 else { throw bad("expected 1 ... 3600 seconds") }
-            snmpPingInterval = v
+        case "snmppinginterval": snmpPingInterval = try seconds(max: 3600)
         default:
             throw .unknownKey(source: source, line: line, key: key)
         }

@@ -81,6 +81,19 @@ import Testing
         }
     }
 
+    @Test func storageRetryInterval() throws {
+        #expect(try parse("").storageRetryInterval == 600)
+        #expect(try parse("StorageRetryInterval = 30").storageRetryInterval == 30)
+        for text in ["StorageRetryInterval = 0", "StorageRetryInterval = 86401", "StorageRetryInterval = soon"] {
+            do {
+                _ = try parse(text)
+                Issue.record("'\(text)' was accepted")
+            } catch {
+                #expect(error.description.hasSuffix("expected 1 ... 86400 seconds"), "\(error)")
+            }
+        }
+    }
+
     @Test func flagsOverrideTheFile() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("eqconf-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
