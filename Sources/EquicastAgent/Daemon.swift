@@ -16,6 +16,8 @@ public final class Daemon {
     let tcp: Listener
     let control: Listener
     var connections: [Int32: Connection] = [:]
+    /// Every stream read lands here first (one buffer, not one allocation per read).
+    var readBuffer = [UInt8](repeating: 0, count: 65536)
     var poller = Poller()
     let startedAt: UInt64
     var terminateRequestedAt: UInt64?
@@ -34,10 +36,16 @@ public final class Daemon {
         var nextSNMPSnapshot: UInt64 = 0
     #endif
 
+    /// A TCP or control-socket connection. Peer connections stay open between requests: a node pulling
+    /// chunks from a peer sends them one after another on one connection, which keeps TCP's window open
+    /// instead of paying a handshake and slow start per chunk. Each request gets exactly one reply, in order,
+    /// so replies are matched to requests by position.
     final class Connection {
         enum Kind {
+            /// Accepted from a peer (or the operator tool): requests in, replies out.
             case peer(accepted: UInt64)
-            case outgoing(stream: UInt64)
+            /// Opened by this node to `address`: requests out, replies in.
+            case outgoing(address: SocketAddress)
             case control
         }
         let socket: StreamSocket
@@ -47,17 +55,39 @@ public final class Daemon {
         var outbound: [UInt8] = []
         var written = 0
         var closeAfterWrite = false
-        let deadline: UInt64
+        /// Outgoing: the node's stream ids whose replies are due, oldest first.
+        var pending: [UInt64] = []
+        /// Accepted: replies the node has queued here (one per request handled).
+        var replies = 0
+        var deadline: UInt64
 
         init(socket: StreamSocket, kind: Kind, deadline: UInt64) {
             self.socket = socket
             self.kind = kind
             self.deadline = deadline
         }
+
+        /// Appends bytes to send, dropping what was already written.
+        func queue(_ bytes: [UInt8]) {
+            if written == outbound.count {
+                outbound = bytes
+                written = 0
+            } else {
+                outbound += bytes
+            }
+        }
     }
 
-    /// Connections idle longer than this are closed (a sync is one request and one response).
+    /// A connection waiting on its peer this long (a reply, the rest of a request) is closed as failed.
     static let connectionTimeout: UInt64 = 10_000
+    /// An outgoing connection with no request pending is closed after this long; an accepted one that has
+    /// answered everything after `connectionTimeout`, so the side that opened it normally closes it first.
+    static let idleTimeout: UInt64 = 1_000
+    /// Requests pending on one outgoing connection; more to the same peer open another. One: a peer's uplink
+    /// is shared per TCP connection, and two chunk requests queued on one connection would get one share
+    /// where two connections get two (measured with bench/rollout.sh: pipelining two on one connection left
+    /// some hosts at half the download rate of others).
+    static let pipelineMax = 1
     static let connectionsMax = 64
 
     public init(config: AgentConfig, configPath: String?) throws(AgentError) {
@@ -182,21 +212,28 @@ public final class Daemon {
                     log.log(.debug, "send to \(to): \(error)")
                 }
             case .streamOpen(let sid, let to, let bytes):
+                if let c = openConnection(to: to) {
+                    c.queue(bytes)
+                    if c.pending.isEmpty { c.deadline = now + Daemon.connectionTimeout }
+                    c.pending.append(sid)
+                    continue
+                }
                 do throws(PosixError) {
                     let socket = try StreamSocket.connect(to: to)
                     let c = Connection(
-                        socket: socket, kind: .outgoing(stream: sid), deadline: now + Daemon.connectionTimeout)
+                        socket: socket, kind: .outgoing(address: to), deadline: now + Daemon.connectionTimeout)
                     c.outbound = bytes
+                    c.pending = [sid]
                     connections[socket.fd] = c
                 } catch {
-                    log.log(.debug, "sync with \(to): \(error)")
+                    log.log(.debug, "connect to \(to): \(error)")
                     node.handleStreamFailed(id: sid, now: now)
                 }
             case .streamReply(let connection, let bytes):
                 for c in connections.values {
                     if case .peer(let id) = c.kind, id == UInt64(connection) {
-                        c.outbound += bytes
-                        c.closeAfterWrite = true
+                        c.queue(bytes)
+                        c.replies += 1
                     }
                 }
             }
@@ -276,7 +313,7 @@ public final class Daemon {
                 service(c, events: events, now: after)
             }
         }
-        for (fd, c) in connections where after >= c.deadline { closeConnection(fd, c, failed: true, now: after) }
+        for (fd, c) in connections where after >= c.deadline { closeConnection(fd, c, now: after) }
         snmpProcess(readable: snmpReadable, now: after)
     }
 
@@ -313,65 +350,100 @@ public final class Daemon {
         let fd = c.socket.fd
         if c.socket.connecting {
             do throws(PosixError) { try c.socket.finishConnect() } catch {
-                closeConnection(fd, c, failed: true, now: now)
+                closeConnection(fd, c, now: now)
                 return
             }
         }
         if c.written < c.outbound.count {
             do throws(PosixError) {
-                c.written += try c.socket.write(c.outbound, from: c.written)
+                let n = try c.socket.write(c.outbound, from: c.written)
+                c.written += n
+                // Progress keeps a connection alive; waiting on a stalled peer does not.
+                if n > 0 { c.deadline = max(c.deadline, now + Daemon.connectionTimeout) }
             } catch {
-                closeConnection(fd, c, failed: true, now: now)
+                closeConnection(fd, c, now: now)
                 return
             }
             if c.written == c.outbound.count && c.closeAfterWrite {
-                closeConnection(fd, c, failed: false, now: now)
+                closeConnection(fd, c, now: now)
                 return
             }
         }
         guard events.contains(.readable) || events.contains(.failed) else { return }
-        let bytes: [UInt8]?
-        do throws(PosixError) { bytes = try c.socket.read() } catch {
-            closeConnection(fd, c, failed: true, now: now)
+        let count: Int?
+        do throws(PosixError) { count = try c.socket.read(into: &readBuffer) } catch {
+            closeConnection(fd, c, now: now)
             return
         }
-        guard let bytes else { return }
-        if bytes.isEmpty {
-            closeConnection(fd, c, failed: !c.closeAfterWrite, now: now)
+        guard let count else { return }
+        if count == 0 {
+            closeConnection(fd, c, now: now)  // requests still pending on it have failed
             return
         }
         switch c.kind {
         case .control:
-            c.inbound += bytes
+            c.inbound += readBuffer[0..<count]
             if c.inbound.count > 1024 {
-                closeConnection(fd, c, failed: true, now: now)
+                closeConnection(fd, c, now: now)
             } else if let nl = c.inbound.firstIndex(of: 0x0a) {
                 let request = String(decoding: c.inbound[0..<nl], as: UTF8.self)
                 c.outbound = Array(ControlProtocol.respond(to: request, daemon: self, now: now).utf8)
                 c.closeAfterWrite = true
             }
-        case .peer(let id), .outgoing(let id):
-            c.framer.append(bytes)
+        case .peer(let id):
+            readBuffer.withUnsafeBytes { c.framer.append(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
             do throws(WireError) {
                 while let frame = try c.framer.nextFrame() {
-                    if case .peer = c.kind {
-                        node.handleStreamFrame(frame, stream: .accepted(id), now: now)
-                    } else {
-                        node.handleStreamFrame(frame, stream: .outgoing(id), now: now)
-                        closeConnection(fd, c, failed: false, now: now)
+                    // The reply must be queued before the next request is handled (replies go out in request
+                    // order); the node answers at once or after one chunk read, both within a flush. A request
+                    // it does not answer (refused, or not a request) ends the connection.
+                    let before = c.replies
+                    node.handleStreamFrame(frame, stream: .accepted(id), now: now)
+                    flushNode(now: now)
+                    guard c.replies > before else {
+                        c.closeAfterWrite = true
+                        if c.written == c.outbound.count { closeConnection(fd, c, now: now) }
                         return
                     }
                 }
+                c.deadline = now + Daemon.connectionTimeout
             } catch {
                 log.log(.debug, "stream refused: \(error)")
-                closeConnection(fd, c, failed: true, now: now)
+                closeConnection(fd, c, now: now)
+            }
+        case .outgoing:
+            readBuffer.withUnsafeBytes { c.framer.append(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+            do throws(WireError) {
+                while let frame = try c.framer.nextFrame() {
+                    guard !c.pending.isEmpty else {
+                        // A reply nobody asked for: the peer is out of step.
+                        closeConnection(fd, c, now: now)
+                        return
+                    }
+                    let sid = c.pending.removeFirst()
+                    node.handleStreamFrame(frame, stream: .outgoing(sid), now: now)
+                }
+                c.deadline = now + (c.pending.isEmpty ? Daemon.idleTimeout : Daemon.connectionTimeout)
+            } catch {
+                log.log(.debug, "stream refused: \(error)")
+                closeConnection(fd, c, now: now)
             }
         }
     }
 
-    func closeConnection(_ fd: Int32, _ c: Connection, failed: Bool, now: UInt64) {
+    /// An outgoing connection to `address` that can take one more request.
+    func openConnection(to address: SocketAddress) -> Connection? {
+        for c in connections.values {
+            if case .outgoing(let a) = c.kind, a == address, c.pending.count < Daemon.pipelineMax { return c }
+        }
+        return nil
+    }
+
+    /// Closes a connection; the requests still pending on an outgoing one have failed.
+    func closeConnection(_ fd: Int32, _ c: Connection, now: UInt64) {
         connections[fd] = nil
-        if failed, case .outgoing(let sid) = c.kind { node.handleStreamFailed(id: sid, now: now) }
+        for sid in c.pending { node.handleStreamFailed(id: sid, now: now) }
+        c.pending = []
     }
 }
 

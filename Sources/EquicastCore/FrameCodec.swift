@@ -154,26 +154,51 @@ public struct FrameOpener {
 public struct StreamFramer {
     public let bodyLimit: Int
     private var buffer: [UInt8] = []
+    /// Where the bytes not yet returned as frames begin. Taking a frame moves it; the bytes before it are
+    /// dropped at the next append, so a read that brought several frames moves the rest once, not per frame.
+    private var start = 0
 
     public init(bodyLimit: Int = FrameLimits.standard.streamBodyByteCountMax) { self.bodyLimit = bodyLimit }
 
     /// Bytes held that do not yet form a complete frame.
-    public var bufferedByteCount: Int { buffer.count }
+    public var bufferedByteCount: Int { buffer.count - start }
 
-    public mutating func append(_ bytes: [UInt8]) { buffer.append(contentsOf: bytes) }
+    public mutating func append(_ bytes: [UInt8]) {
+        dropTaken()
+        buffer.append(contentsOf: bytes)
+    }
 
-    public mutating func append(_ bytes: UnsafeRawBufferPointer) { buffer.append(contentsOf: bytes) }
+    public mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        dropTaken()
+        buffer.append(contentsOf: bytes)
+    }
+
+    private mutating func dropTaken() {
+        guard start > 0 else { return }
+        buffer.removeFirst(start)
+        start = 0
+    }
 
     /// The next complete frame (header and body), or nil when more bytes are needed. After an error the stream
     /// is out of sync and must be closed.
     public mutating func nextFrame() throws(WireError) -> [UInt8]? {
-        if buffer.count < Frame.headerByteCount { return nil }
-        var r = ByteReader(buffer, range: 0..<Frame.headerByteCount)
+        if buffer.count - start < Frame.headerByteCount { return nil }
+        var r = ByteReader(buffer, range: start..<start + Frame.headerByteCount)
         let header = try FrameHeader.decode(&r, bodyLimit: bodyLimit)
         let total = Frame.headerByteCount + Int(header.bodyLength)
-        if buffer.count < total { return nil }
-        let frame = Array(buffer[0..<total])
-        buffer.removeFirst(total)
+        if buffer.count - start < total { return nil }
+        if start == 0 && total == buffer.count {
+            // The usual case, a buffer holding exactly one frame: it is handed over, not copied.
+            let frame = buffer
+            buffer = []
+            return frame
+        }
+        let frame = Array(buffer[start..<start + total])
+        start += total
+        if start == buffer.count {
+            buffer.removeAll(keepingCapacity: true)
+            start = 0
+        }
         return frame
     }
 }

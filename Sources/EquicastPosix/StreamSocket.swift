@@ -41,12 +41,18 @@ public final class StreamSocket {
     /// Reads what is available, at most `limit` bytes: empty array at end of stream, nil when nothing is waiting.
     public func read(limit: Int = 65536) throws(PosixError) -> [UInt8]? {
         var buffer = [UInt8](repeating: 0, count: limit)
+        guard let n = try read(into: &buffer) else { return nil }
+        buffer.removeSubrange(n...)
+        return buffer
+    }
+
+    /// Reads what is available into `buffer` (from its start, at most its count): the count read, 0 at end of
+    /// stream, nil when nothing is waiting. The caller keeps one buffer for every read, so a busy connection
+    /// costs no allocation per read.
+    public func read(into buffer: inout [UInt8]) throws(PosixError) -> Int? {
         while true {
             let n = buffer.withUnsafeMutableBytes { CEquicastShims.read(fd, $0.baseAddress, $0.count) }
-            if n >= 0 {
-                buffer.removeSubrange(n...)
-                return buffer
-            }
+            if n >= 0 { return n }
             let code = equicast_errno()
             if code == EINTR { continue }
             if equicast_errno_is_would_block(code) != 0 { return nil }

@@ -220,6 +220,57 @@ import Testing
         }
     }
 
+    /// The node a release was pushed to serves every chunk once before it serves any twice: two requesters
+    /// asking for the same chunk get different ones, each reply naming the chunk it carries; once every chunk
+    /// has left it, requests are answered as asked.
+    @Test func theOriginServesEachChunkOnceBeforeAnyTwice() throws {
+        let fleet = TestFleet(count: 2, seed: 6, release: ReleaseSwarmTests.settings())
+        #expect(fleet.runUntil(deadline: 10_000) { fleet.converged() } != nil)
+        let built = try ReleaseSwarmTests.release(version: 2, size: 300_000)
+        ReleaseSwarmTests.push(built, to: 0, in: fleet)
+        let origin = fleet.nodes[0]
+        let count = built.chunks.count
+        #expect(count >= 3)
+        var sequence: UInt64 = 0
+        /// Chunk `index` asked of the origin by requester `who`; returns the index and bytes of the reply.
+        func ask(_ index: Int, as who: UInt64) -> (Int, [UInt8])? {
+            let sealer = FrameSealer(sender: NodeID(rawValue: who), keyring: TestFleet.keyring, encryptionEnabled: true)
+            var opener = FrameOpener(keyring: TestFleet.keyring, requireEncryption: true, senderCapacity: 4)
+            sequence += 1
+            let request = TransferMessage(
+                type: .chunkRequest, releaseID: built.manifest.releaseID, index: UInt16(index))
+            let frame = sealer.seal(
+                request.encode(), messageClass: .data, sequence: sequence,
+                nonce: [UInt8](repeating: UInt8(sequence & 0xff), count: 24))
+            origin.handleStreamFrame(frame, stream: .accepted(800_000 + sequence), now: fleet.now)
+            fleet.serviceStorage(0)
+            var reply: (Int, [UInt8])?
+            while let t = origin.pollTransmit() {
+                guard case .streamReply(_, let bytes) = t, let opened = try? opener.open(bytes, transport: .stream),
+                    let m = try? TransferMessage.decode(opened.payload), m.type == .chunkReply
+                else { continue }
+                reply = (Int(m.index), m.payload)
+            }
+            return reply
+        }
+        let first = ask(0, as: 0xA1)
+        let second = ask(0, as: 0xA2)
+        #expect(first?.0 == 0)
+        #expect(first?.1 == built.chunks[0])
+        #expect(second?.0 != nil && second?.0 != 0, "the same chunk twice while others had never left")
+        if let (k, bytes) = second { #expect(bytes == built.chunks[k]) }
+        // Each chunk leaves once; then a chunk asked for is the chunk served.
+        var servedOnce = Set([first?.0, second?.0].compactMap { $0 })
+        for _ in 0..<count where servedOnce.count < count {
+            guard let (k, _) = ask(0, as: 0xA3) else { break }
+            #expect(!servedOnce.contains(k), "chunk \(k) served twice before every chunk once")
+            servedOnce.insert(k)
+        }
+        #expect(servedOnce.count == count)
+        #expect(ask(1, as: 0xA4)?.0 == 1)
+        #expect(ask(1, as: 0xA5)?.0 == 1)
+    }
+
     @Test func settledFleetAdvertisesRarely() throws {
         let fleet = TestFleet(count: 8, seed: 12, release: ReleaseSwarmTests.settings())
         #expect(fleet.runUntil(deadline: 10_000) { fleet.converged() } != nil)

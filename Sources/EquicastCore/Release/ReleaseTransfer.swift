@@ -61,6 +61,14 @@ struct ReleaseTransfer {
     /// The member whose announcement led us to it (it holds the manifest and probably chunks).
     var source: NodeID?
     var requested: ChunkBitfield
+    /// Set on a node an operator pushed the release to, the first source: until it has served every chunk once,
+    /// a request for a chunk it already served gets one it has not (`chunkToServe`), so its upload, which
+    /// bounds the whole rollout, carries each chunk once before it carries any twice (BitTorrent's
+    /// super-seeding). Requesters pick rarest first, but they cannot see each other's requests in flight.
+    var seeding = false
+    /// The chunks this node has served at least once (kept only while seeding).
+    var served: ChunkBitfield
+    private var seedCursor = 0
     var peers = Peers()
     var bytesDownloaded: UInt64 = 0
     var bytesServed: UInt64 = 0
@@ -74,6 +82,7 @@ struct ReleaseTransfer {
         self.installable = installable
         self.have = ChunkBitfield(count: signed.manifest.chunks.count)
         self.requested = ChunkBitfield(count: signed.manifest.chunks.count)
+        self.served = ChunkBitfield(count: signed.manifest.chunks.count)
     }
 
     var id: Digest256 { advert.releaseID }
@@ -123,7 +132,9 @@ struct ReleaseTransfer {
             if n > 0 { candidates.append(n << 32 | (rng.next() & 0xffff) << 16 | UInt64(i)) }
         }
         candidates.sort()
-        var slots: [Int] = usable.map { perPeer - $0.inFlight }
+        // A peer holding everything gets one request from us, not `perPeer`: every node downloading asks it,
+        // and the fewer share its uplink, the sooner each chunk it sends can be passed on.
+        var slots: [Int] = usable.map { ($0.haves.isComplete ? 1 : perPeer) - $0.inFlight }
         var out: [(NodeID, Int)] = []
         var budget = total - inFlightNow
         for word in candidates where budget > 0 {
@@ -143,6 +154,28 @@ struct ReleaseTransfer {
             out.append((usable[k].id, index))
         }
         return out
+    }
+
+    /// The chunk to answer a request for `index` (held) with: `index` itself, unless this node is seeding and
+    /// has served it before while it holds chunks it has never served. Then the next of those in index order
+    /// (skipping any the requester's last bitfield shows), so concurrent requesters that picked the same
+    /// chunk still each take something new from the first source; the one that got `index` passes it on.
+    mutating func chunkToServe(requested index: Int, by peer: NodeID) -> Int {
+        guard seeding else { return index }
+        if !served.contains(index) {
+            served.insert(index)
+        } else {
+            let known = peers[peer]?.haves
+            for step in 0..<chunkCount {
+                let k = (seedCursor + step) % chunkCount
+                guard have.contains(k), !served.contains(k), !(known?.contains(k) ?? false) else { continue }
+                served.insert(k)
+                seedCursor = (k + 1) % chunkCount
+                return k
+            }
+        }
+        if served.isComplete { seeding = false }
+        return index
     }
 
     mutating func started(_ index: Int, from peer: NodeID) {
