@@ -112,6 +112,19 @@ def peak_rss_kib(pid):
     return 0
 
 
+def cpu_times():
+    """(busy, total) jiffies of the whole machine."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_since(before):
+    busy, total = cpu_times()
+    return (busy - before[0]) / max(1, total - before[1])
+
+
 def sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -160,7 +173,7 @@ class Fleet:
                 self.agent, "run", "--BindAddress", f"{Network.address(i)}:{PORT}", "--StateDirectory",
                 self.state(i), "--FleetKeyFile", self.fleet_key, "--ReleasePublicKeyFile", self.pubkey, "--Product",
                 PRODUCT, "--InstallCommand", f'cp "$EQUICAST_IMAGE" {self.state(i)}/installed.img',
-                "--LogLevel", os.environ.get("EQ_LOG", "warning")]
+                "--LogLevel", "warning"]
             if i:
                 args += ["--Seeds", f"{Network.address(0)}:{PORT}"]
             log = open(os.path.join(self.dir, f"n{i}.log"), "w")
@@ -225,7 +238,9 @@ def equicast_trial(net, args, keys, release, image):
     try:
         fleet.start()
         time.sleep(2)  # let join traffic settle
+        cpu = cpu_times()
         verified, committed = fleet.spread(release, 1)
+        busy = busy_since(cpu)
         hosts = range(1, len(net.hosts))
         source = sha256(image)
         wrong = [i for i in hosts if sha256(os.path.join(fleet.state(i), "installed.img")) != source]
@@ -233,7 +248,7 @@ def equicast_trial(net, args, keys, release, image):
             raise RuntimeError(f"hosts {wrong} installed an image that differs from the source")
         served = int(fleet.status(0)["bytes_served"])
         rss = [peak_rss_kib(p.pid) for p in fleet.procs.values()]
-        return {"verified": verified, "committed": committed, "origin_served": served, "rss": rss}
+        return {"verified": verified, "committed": committed, "origin_served": served, "rss": rss, "busy": busy}
     finally:
         fleet.stop()
 
@@ -273,6 +288,7 @@ http {{
         size = os.path.getsize(path)
         hosts = range(1, len(net.hosts))
         t0 = time.monotonic()
+        cpu = cpu_times()
         clients = {i: subprocess.Popen(net.launcher(i) + ["curl", "-sf", "-o", os.path.join(d, f"got{i}"), url])
                    for i in hosts}
         done = {}
@@ -283,7 +299,7 @@ http {{
                     if c.returncode != 0 or os.path.getsize(os.path.join(d, f"got{i}")) != size:
                         raise RuntimeError(f"curl on host {i} failed ({c.returncode})")
             time.sleep(0.02)
-        return {"committed": [done[i] for i in hosts]}
+        return {"committed": [done[i] for i in hosts], "busy": busy_since(cpu)}
     finally:
         server.send_signal(signal.SIGQUIT)
         try:
@@ -406,6 +422,9 @@ def main():
                 print(f"nginx / Equicast (installed): {ratio:.1f}x")
             copies = [r["origin_served"] / carried for r in results["equicast"]]
             rss = [k for r in results["equicast"] for k in r["rss"]]
+            busy = {k: statistics.median(r["busy"] for r in v) for k, v in results.items() if v}
+            print("machine CPU busy while it ran (median of trials): " +
+                  ", ".join(f"{k} {100 * b:.0f}%" for k, b in busy.items()))
             print(f"origin uploaded {statistics.median(copies):.2f} copies of the release file (median of trials); "
                   f"peak RSS per agent: median {statistics.median(rss) / 1024:.1f} MiB, "
                   f"max {max(rss) / 1024:.1f} MiB")
@@ -425,10 +444,10 @@ def main():
         fetched, link = r["fetched"], r["link"]
         print(f"\nv1 -> v2 update of the 16 MiB sample (about 1% of the bytes changed), N = {n}: installed on all "
               f"in {max(r['committed']):.2f} s")
-        print(f"per host, of the {image_size}-byte v2 image: fetched (chunks and manifest) median "
-              f"{statistics.median(fetched)} bytes ({100 * statistics.median(fetched) / image_size:.2f}%), max "
+        print(f"per host, of the {image_size}-byte v2 image: fetched (chunk payloads) median "
+              f"{int(statistics.median(fetched))} bytes ({100 * statistics.median(fetched) / image_size:.2f}%), max "
               f"{max(fetched)} ({100 * max(fetched) / image_size:.2f}%); received on the link, everything "
-              f"included, median {statistics.median(link)} bytes ({100 * statistics.median(link) / image_size:.2f}%)"
+              f"included, median {int(statistics.median(link))} bytes ({100 * statistics.median(link) / image_size:.2f}%)"
               f", max {max(link)} ({100 * max(link) / image_size:.2f}%)")
     finally:
         run("umount", SCRATCH, check=False)
