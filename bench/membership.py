@@ -23,6 +23,8 @@ import time
 
 import msgpack
 
+from agentctl import control_request, proc_status_kib, wait_for
+
 IDLE_SECONDS = 20
 TRIALS = 3
 
@@ -32,24 +34,6 @@ def lo_bytes():
         return int(f.read())
 
 
-def rss_kib(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except FileNotFoundError:
-        pass
-    return 0
-
-
-def wait_for(condition, timeout, step=0.01):
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if condition():
-            return time.monotonic() - start
-        time.sleep(step)
-    return None
 
 
 class SerfRPC:
@@ -178,21 +162,7 @@ class EquicastFleet(Fleet):
         return os.path.join(self.dir, f"n{i}", "control.sock")
 
     def request(self, i, line):
-        s = socket.socket(socket.AF_UNIX)
-        try:
-            s.settimeout(2)
-            s.connect(self.sock(i))
-            s.sendall(line.encode() + b"\n")
-            data = b""
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    return data.decode()
-                data += d
-        except OSError:
-            return ""
-        finally:
-            s.close()
+        return control_request(self.sock(i), line)
 
     def start(self, i):
         state = os.path.join(self.dir, f"n{i}")
@@ -275,7 +245,7 @@ def trial(fleet, n, idle):
         before = lo_bytes()
         time.sleep(IDLE_SECONDS)
         row["idle"] = (lo_bytes() - before) / IDLE_SECONDS / n
-        row["rss"] = sum(rss_kib(p.pid) for p in fleet.procs.values()) / n / 1024
+        row["rss"] = sum(proc_status_kib(p.pid, "VmRSS") for p in fleet.procs.values()) / n / 1024
     fleet.broadcast_start(everyone[1:])
     fleet.broadcast_send(0)
     row["broadcast"] = fleet.broadcast_wait(30)

@@ -29,13 +29,13 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+from agentctl import control_request, proc_status_kib, wait_for
 
 PORT = 7946
 HTTP_PORT = 8080
@@ -101,16 +101,6 @@ class Network:
             run("ip", "netns", "del", ns, check=False)
 
 
-def peak_rss_kib(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except FileNotFoundError:
-        pass
-    return 0
-
 
 def cpu_times():
     """(busy, total) jiffies of the whole machine."""
@@ -145,19 +135,7 @@ class Fleet:
         return os.path.join(self.dir, f"n{i}")
 
     def request(self, i, line):
-        s = socket.socket(socket.AF_UNIX)
-        try:
-            s.settimeout(2)
-            s.connect(os.path.join(self.state(i), "control.sock"))
-            s.sendall(line.encode() + b"\n")
-            data = b""
-            while d := s.recv(65536):
-                data += d
-            return data.decode()
-        except OSError:
-            return ""
-        finally:
-            s.close()
+        return control_request(os.path.join(self.state(i), "control.sock"), line)
 
     def status(self, i):
         out = {}
@@ -224,14 +202,6 @@ class Fleet:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def wait_for(condition, timeout, step=0.05):
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if condition():
-            return time.monotonic() - start
-        time.sleep(step)
-    return None
-
 
 def equicast_trial(net, args, keys, release, image):
     fleet = Fleet(net, args.agent, args.cli, *keys)
@@ -247,7 +217,7 @@ def equicast_trial(net, args, keys, release, image):
         if wrong:
             raise RuntimeError(f"hosts {wrong} installed an image that differs from the source")
         served = int(fleet.status(0)["bytes_served"])
-        rss = [peak_rss_kib(p.pid) for p in fleet.procs.values()]
+        rss = [proc_status_kib(p.pid, "VmHWM") for p in fleet.procs.values()]
         return {"verified": verified, "committed": committed, "origin_served": served, "rss": rss, "busy": busy}
     finally:
         fleet.stop()
