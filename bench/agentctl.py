@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: one request to an agent's control socket, /proc figures, polling."""
+"""What the benchmark scripts share: one request to an agent's control socket, /proc figures, polling, cleanup."""
+import signal
 import socket
 import time
 
@@ -40,3 +41,11 @@ def wait_for(condition, timeout, step=0.05):
             return time.monotonic() - start
         time.sleep(step)
     return None
+
+
+def kill_all(procs):
+    """SIGKILL to every process still running in `procs` (a dict of Popen), and waits for each."""
+    for p in procs.values():
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+        p.wait()

@@ -23,7 +23,7 @@ import time
 
 import msgpack
 
-from agentctl import control_request, proc_status_kib, wait_for
+from agentctl import control_request, kill_all, proc_status_kib, wait_for
 
 IDLE_SECONDS = 20
 TRIALS = 3
@@ -76,10 +76,7 @@ class Fleet:
         self.procs[i].wait()
 
     def stop(self):
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGKILL)
-            p.wait()
+        kill_all(self.procs)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

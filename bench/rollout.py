@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 
-from agentctl import control_request, proc_status_kib, wait_for
+from agentctl import control_request, kill_all, proc_status_kib, wait_for
 
 PORT = 7946
 HTTP_PORT = 8080
@@ -195,10 +195,7 @@ class Fleet:
         return [verified[i] for i in hosts], [committed[i] for i in hosts]
 
     def stop(self):
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGKILL)
-            p.wait()
+        kill_all(self.procs)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
