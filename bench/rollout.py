@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from agentctl import control_request, kill_all, proc_status_kib, wait_for
@@ -41,6 +42,28 @@ PORT = 7946
 HTTP_PORT = 8080
 SUBNET = "10.77.0"
 PRODUCT = "equicast-sample"
+# Samples the machine's CPU jiffies (busy, total) and the switch's ends of the links: what the switch receives on pI,
+# host I sent. Arguments: hosts, period, CSV.
+LINK_SAMPLER = """
+import sys, time
+n, period, path = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+files = [(open(f"/sys/class/net/p{i}/statistics/rx_bytes"), open(f"/sys/class/net/p{i}/statistics/tx_bytes"))
+         for i in range(n)]
+stat = open("/proc/stat")
+with open(path, "w") as out:
+    out.write("t,cpu_busy,cpu_total," + ",".join(f"sent{i},received{i}" for i in range(n)) + "\\n")
+    while True:
+        stat.seek(0)
+        jiffies = [int(x) for x in stat.readline().split()[1:]]
+        idle = jiffies[3] + jiffies[4]
+        row = [f"{time.monotonic():.3f}", str(sum(jiffies) - idle), str(sum(jiffies))]
+        for f in (f for pair in files for f in pair):
+            f.seek(0)
+            row.append(f.read().strip())
+        out.write(",".join(row) + "\\n")
+        out.flush()
+        time.sleep(period)
+"""
 # A tmpfs for everything both systems write (agents' state, nginx's files, curl's downloads): the machine's own
 # disk is not what is measured. Mounted by main.
 SCRATCH = None
@@ -95,6 +118,12 @@ class Network:
         """(received, sent) on host i's link, every byte of every frame."""
         stats = json.loads(run("ip", "-n", self.hosts[i], "-j", "-s", "link", "show", "dev", "eth0"))[0]["stats64"]
         return stats["rx"]["bytes"], stats["tx"]["bytes"]
+
+    def trace(self, path, period=0.05):
+        """Starts sampling every link's byte counters into `path` every `period` seconds; returns the sampler
+        process (terminate it to stop). It runs in the switch's namespace, whose ends of the links see them all."""
+        return subprocess.Popen(["ip", "netns", "exec", self.switch, sys.executable, "-c", LINK_SAMPLER,
+                                 str(len(self.hosts)), str(period), path])
 
     def delete(self):
         for ns in [self.switch] + self.hosts:
@@ -171,24 +200,32 @@ class Fleet:
 
     def spread(self, release, version, timeout=300):
         """Pushes `release` to the origin; returns, per host 1..n, seconds from the push until it held every chunk
-        verified and until it committed `version`."""
+        verified and until it committed `version`. The agents report how long ago each happened, so polling every
+        0.1 s is enough for times to the millisecond and costs the agents little; one thread per host, so an
+        agent slow to answer does not delay the others' times."""
         hosts = range(1, len(self.net.hosts))
         verified, committed = {}, {}
         t0 = time.monotonic()
-        self.push(release)
-        while len(committed) < len(hosts) and time.monotonic() - t0 < timeout:
-            for i in hosts:
-                if i in committed:
-                    continue
+
+        def watch(i):
+            while time.monotonic() - t0 < timeout:
                 s = self.status(i)
                 now = time.monotonic() - t0
-                if str(version) == s.get("target_version") and s.get("chunks_total", "0") != "0" and \
-                        s.get("chunks_verified_held") == s.get("chunks_total"):
-                    verified.setdefault(i, now)
+                if str(version) == s.get("target_version") and s.get("chunks_complete_ms_ago", "never") != "never":
+                    verified.setdefault(i, now - int(s["chunks_complete_ms_ago"]) / 1000)
                 if s.get("firmware_version") == str(version) and s.get("update_state") == "committed":
-                    verified.setdefault(i, now)
-                    committed[i] = now
-            time.sleep(0.02)
+                    committed[i] = now - int(s["update_state_ms_ago"]) / 1000
+                    verified.setdefault(i, committed[i])
+                    return
+                time.sleep(0.1)
+
+        watchers = [threading.Thread(target=watch, args=(i,)) for i in hosts]
+        self.push(release)
+        self.pushed = (t0, time.monotonic())
+        for w in watchers:
+            w.start()
+        for w in watchers:
+            w.join()
         if len(committed) < len(hosts):
             missing = [i for i in hosts if i not in committed]
             raise RuntimeError(f"hosts {missing} did not install version {version} within {timeout} s")
@@ -205,9 +242,25 @@ def equicast_trial(net, args, keys, release, image):
     try:
         fleet.start()
         time.sleep(2)  # let join traffic settle
+        sampler = None
+        if args.trace:
+            os.makedirs(args.trace, exist_ok=True)
+            path = os.path.join(args.trace, f"links-n{len(net.hosts) - 1}-{time.strftime('%H%M%S')}.csv")
+            sampler = net.trace(path)
+            time.sleep(0.5)  # the sampler's first rows come before the push
         cpu = cpu_times()
-        verified, committed = fleet.spread(release, 1)
+        try:
+            verified, committed = fleet.spread(release, 1)
+        finally:
+            if sampler:
+                sampler.terminate()
+                sampler.wait()
         busy = busy_since(cpu)
+        if sampler:
+            with open(path.replace(".csv", ".json"), "w") as f:  # on the sampler's clock (CLOCK_MONOTONIC)
+                json.dump({"push_started": fleet.pushed[0], "push_returned": fleet.pushed[1],
+                           "verified": [fleet.pushed[0] + t for t in verified],
+                           "committed": [fleet.pushed[0] + t for t in committed]}, f)
         hosts = range(1, len(net.hosts))
         source = sha256(image)
         wrong = [i for i in hosts if sha256(os.path.join(fleet.state(i), "installed.img")) != source]
@@ -314,6 +367,8 @@ def main():
     p.add_argument("--trials", type=int, default=3)
     p.add_argument("--rate", type=int, default=20, help="Mbit/s each way on every link")
     p.add_argument("--equicast-only", action="store_true", help="skip nginx and the update (while tuning)")
+    p.add_argument("--trace", metavar="DIR", help="write every link's byte counters, every 50 ms of each Equicast "
+                   "trial, to a CSV in DIR (see bench/linktrace.py)")
     p.add_argument("sizes", type=int, nargs="+")
     args = p.parse_args()
 

@@ -34,6 +34,8 @@ enum ControlProtocol {
                 ("suspicions_raised", "\(c.suspicionsRaised)"), ("refutations", "\(c.refutations)"),
                 ("events_delivered", "\(c.eventsDelivered)"),
                 ("firmware_version", "\(node.installedVersion)"), ("update_state", node.updateState.name),
+                ("update_state_ms_ago", "\(now - min(now, daemon.updateChangedAt))"),
+                ("chunks_complete_ms_ago", daemon.chunksCompleteAt.map { "\(now - min(now, $0))" } ?? "never"),
                 ("update_admin_status", daemon.installsDeferred ? "defer" : "allow"),
                 ("target_version", node.heldReleaseInstallable ? "\(node.heldRelease?.version ?? 0)" : "0"),
                 ("chunks_verified_held", "\(node.releaseHaves?.setCount ?? 0)"),

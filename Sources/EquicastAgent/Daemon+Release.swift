@@ -85,10 +85,16 @@ extension Daemon {
                         "release \(id.shortHex): \(present.setCount) of \(present.count) chunks already stored")
                 }
                 node.releaseOpened(id, present: present, now: now)
+                openImage(now: now)
             case .storeChunk(let release, let index, let bytes):
                 guard let chunk = node.heldChunk(index, of: release) else { continue }
                 do throws(PosixError) {
                     try store.store(chunk.id, bytes)
+                    if let image, image.release == release {
+                        do throws(PosixError) { try image.write(index, compressed: bytes, store: store) } catch {
+                            dropImage(error)
+                        }
+                    }
                 } catch {
                     node.chunkStoreFailed(release: release, index: index, now: now)
                     if node.heldReleaseInstallable && record.state == .downloading && node.updateState == .failed {
@@ -114,16 +120,83 @@ extension Daemon {
         }
     }
 
-    /// Every chunk is here: assemble and verify the image, then install it.
-    func releaseDownloaded(now: UInt64) {
+    /// Starts building the held release's image as its chunks arrive (installable releases only); chunks
+    /// already stored are written over the next loop turns. The previous partial image, if any, is removed.
+    func openImage(now: UInt64) {
+        image = nil  // first: dropping it removes releases/image.partial, which the new one reuses
+        imageBusy = false
+        imageFinishing = false
         guard let store = releaseStore, let held = node.heldManifest, node.heldReleaseInstallable else { return }
+        do throws(PosixError) {
+            image = try store.openImage(held.manifest, release: held.releaseID)
+            imageBusy = (node.releaseHaves?.setCount ?? 0) > 0
+        } catch {
+            dropImage(error)
+        }
+    }
+
+    /// The image cannot be built as chunks arrive (full disk, I/O error): it is assembled from the chunk store
+    /// once every chunk is here instead, which checks the space it needs first.
+    func dropImage(_ error: PosixError) {
+        log.log(.warning, "cannot build the image as chunks arrive (\(error)); it is assembled once all are here")
+        image = nil
+        imageBusy = false
+        imageFinishing = false
+    }
+
+    /// Called every loop turn: one slice of the image's work (chunks already stored, then the read-back).
+    func pollImage(now: UInt64) {
+        guard imageBusy, let image, let store = releaseStore else { return }
+        guard image.release == node.heldRelease?.releaseID, let stored = node.releaseHaves else {
+            self.image = nil
+            imageBusy = false
+            return
+        }
+        do throws(PosixError) {
+            imageBusy = try image.advance(stored: stored, finishing: imageFinishing, store: store)
+        } catch {
+            dropImage(error)
+            if imageFinishing { assembleImage(now: now) }
+            return
+        }
+        guard imageFinishing, !imageBusy else { return }
+        imageFinishing = false
+        self.image = nil
+        if image.verified {
+            imageReady(now: now)
+        } else {
+            log.log(.warning, "the image built as chunks arrived does not verify; assembling it from the chunk store")
+            assembleImage(now: now)
+        }
+    }
+
+    /// Every chunk is here: verify the image (built as they arrived, or assembled now), then install it.
+    func releaseDownloaded(now: UInt64) {
+        guard let held = node.heldManifest, node.heldReleaseInstallable else { return }
         setUpdate(.verifying, now: now)
+        if let image, image.release == held.releaseID {
+            imageFinishing = true
+            imageBusy = true
+        } else {
+            assembleImage(now: now)
+        }
+    }
+
+    /// The diagnosing path: inflates and checks every chunk from the store in one go.
+    func assembleImage(now: UInt64) {
+        guard let store = releaseStore, let held = node.heldManifest else { return }
         do throws(AssemblyError) {
             try store.assemble(held.manifest)
         } catch {
             failUpdate("the image of version \(held.manifest.version) cannot be assembled: \(error)", now: now)
             return
         }
+        imageReady(now: now)
+    }
+
+    /// The image is verified and in place: staged, then installed unless installs wait.
+    func imageReady(now: UInt64) {
+        guard let store = releaseStore, let held = node.heldManifest else { return }
         setUpdate(.staged, now: now)
         log.log(.info, "version \(held.manifest.version) assembled and verified at \(store.imagePath)")
         if config.installCommand.isEmpty {
@@ -247,6 +320,9 @@ extension Daemon {
     func failUpdate(_ why: String, now: UInt64) {
         log.log(.error, "update failed: \(why)")
         updateReason = why
+        image = nil
+        imageBusy = false
+        imageFinishing = false
         if let store = releaseStore {
             do throws(PosixError) { try FileSystem.remove(store.imagePath) } catch {
                 log.log(.warning, "cannot remove the partial image: \(error)")
@@ -259,6 +335,7 @@ extension Daemon {
     /// never fetched again, unless `rejecting` is false (a full disk: the node tries again later).
     func setUpdate(_ state: UpdateState, now: UInt64, rejecting: Bool = true) {
         record.state = state
+        updateChangedAt = now
         record.release = node.heldRelease?.releaseID
         if rejecting, state == .failed || state == .rolledBack, let r = record.release, !record.rejected.contains(r) {
             if record.rejected.count >= 16 { record.rejected.removeFirst() }

@@ -31,6 +31,17 @@ public final class Daemon {
     var installsDeferred = false
     /// Why the update last failed or rolled back (for the notification).
     var updateReason = ""
+    /// When the update state last changed (or the agent started), and when the held release's last chunk was
+    /// verified: the control socket's status reports how long ago, so a watcher polling now and then still
+    /// learns when to the millisecond.
+    var updateChangedAt: UInt64 = 0
+    var chunksCompleteAt: UInt64?
+    /// The held release's image while its chunks arrive (installable releases only), whether it has work for
+    /// the next loop turns (chunks found already stored), and whether every chunk is here and it is being
+    /// read back and verified.
+    var image: ImageBuilder?
+    var imageBusy = false
+    var imageFinishing = false
     #if canImport(EquicastSNMP)
         var snmp: SubAgent?
         var nextSNMPSnapshot: UInt64 = 0
@@ -96,6 +107,7 @@ public final class Daemon {
         self.log = Logger(level: config.logLevel)
         let now = MonotonicClock.milliseconds()
         startedAt = now
+        updateChangedAt = now
         let state: NodeState
         let key: SymmetricKey
         do throws(PosixError) {
@@ -177,6 +189,7 @@ public final class Daemon {
             if node.pollTimeout() <= now { node.handleTimeout(now: now) }
             flushNode(now: now)
             pollHook(now: now)
+            pollImage(now: now)
             flushNode(now: now)
             if let t = terminateRequestedAt, node.leaveComplete || now >= t + 3_000 {
                 log.log(.info, "left")
@@ -242,11 +255,16 @@ public final class Daemon {
             logEvent(e)
             notifySNMP(e)
             switch e {
-            case .releaseDownloaded: resumeAfterDownload = true
+            case .releaseDownloaded:
+                chunksCompleteAt = now
+                resumeAfterDownload = true
             case .releaseResumed:
                 updateReason = ""
                 setUpdate(.downloading, now: now)
-            case .releaseAccepted(_, let installable) where installable: setUpdate(.downloading, now: now)
+                if image == nil { openImage(now: now) }
+            case .releaseAccepted(_, let installable):
+                chunksCompleteAt = nil
+                if installable { setUpdate(.downloading, now: now) }
             default: break
             }
         }
@@ -292,6 +310,7 @@ public final class Daemon {
         }
         if terminateRequestedAt != nil { wake = min(wake, now + 50) }
         if hook != nil || resumeAfterDownload { wake = min(wake, now + 100) }
+        if imageBusy { wake = now }
         let snmpFDs = snmpWatch(now: now, wake: &wake)
         for fd in snmpFDs { watch.append((fd, .readable)) }
         poller.watch(watch)

@@ -9,6 +9,7 @@ import EquicastPosix
 ///                                   the installed release stay, so the next release fetches only what changed
 ///     releases/held.manifest        the signed manifest of the release this node holds and spreads
 ///     releases/installed.manifest   the manifest of the installed release
+///     releases/image.partial        the held release's image while its chunks arrive (`ImageBuilder`)
 ///     releases/image                the held release's image, assembled and verified (staged)
 ///     releases/update               the update record (`UpdateRecord`)
 final class ReleaseStore {
@@ -28,6 +29,7 @@ final class ReleaseStore {
     var heldManifestPath: String { root + "/held.manifest" }
     var installedManifestPath: String { root + "/installed.manifest" }
     var imagePath: String { root + "/image" }
+    var partialImagePath: String { root + "/image.partial" }
     var recordPath: String { root + "/update" }
 
     func chunkPath(_ id: Digest256) -> String { chunks + "/" + id.hex }
@@ -59,8 +61,14 @@ final class ReleaseStore {
         try? FileSystem.readFile(path, limit: FrameLimits.streamPayloadBudget)
     }
 
+    /// Starts building the image of `manifest` in `releases/image.partial` (truncating any earlier one).
+    func openImage(_ manifest: ReleaseManifest, release: Digest256) throws(PosixError) -> ImageBuilder {
+        ImageBuilder(manifest: manifest, release: release, file: try PositionedFile(creating: partialImagePath))
+    }
+
     /// Inflates every chunk in order into `releases/image`, checking each chunk's id and content hash and the
-    /// whole image's size and hash. Memory stays at one chunk whatever the image size. On any failure the
+    /// whole image's size and hash. The diagnosing path: images are normally built by `ImageBuilder` as chunks
+    /// arrive, and this runs when that did not verify (it names the chunk that is wrong). Memory stays at one chunk whatever the image size. On any failure the
     /// partial image is removed and the error says which chunk or which check.
     func assemble(_ manifest: ReleaseManifest) throws(AssemblyError) {
         let writer: AtomicFileWriter
@@ -127,6 +135,111 @@ final class ReleaseStore {
     func save(_ record: UpdateRecord) throws(PosixError) {
         try FileSystem.writeFileAtomically(recordPath, Array(record.text.utf8), mode: 0o600)
     }
+}
+
+/// The held release's image, built while its chunks arrive so that little is left to do once the last one is
+/// verified, and the agent's loop never stops for long (a device assembling a large image in one go would miss
+/// its membership probes). Each chunk is inflated and written at its offset as it is stored (`write`); chunks
+/// found already stored (reused from the installed image, or kept across a restart) are written a few per loop
+/// turn (`advance`). Once every chunk is written, the image is read back in order and hashed, again a slice per
+/// turn, and put in place as `releases/image` if the hash is the manifest's.
+///
+/// Chunk ids were verified when stored; the per-chunk content hashes are not checked here (the image hash
+/// covers every byte). When the image does not verify, `ReleaseStore.assemble` builds it again from the chunk
+/// store, checking each chunk, and names the one that is wrong.
+final class ImageBuilder {
+    let manifest: ReleaseManifest
+    let release: Digest256
+    private let file: PositionedFile
+    private(set) var written: ChunkBitfield
+    /// Where `advance` looks next for a stored chunk not yet written.
+    private var cursor = 0
+    private var hash: BLAKE2bStream?
+    private var hashed: UInt64 = 0
+    /// Set when a chunk could not be inflated to its size: the image will not verify, and the diagnosing
+    /// assembly is left to say why.
+    private(set) var broken = false
+
+    /// What one loop turn writes from the chunk store (about), and reads back to hash (exactly; the buffer is
+    /// kept while the image is read back, so the agent's memory does not grow with the image).
+    static let sliceByteCount = 512 << 10
+    static let readBackByteCount = 128 << 10
+    private var readBack: [UInt8] = []
+
+    init(manifest: ReleaseManifest, release: Digest256, file: PositionedFile) {
+        self.manifest = manifest
+        self.release = release
+        self.file = file
+        written = ChunkBitfield(count: manifest.chunks.count)
+    }
+
+    /// Writes chunk `index` from its compressed bytes (already verified against its id). A full disk throws;
+    /// a chunk that does not inflate to its size marks the image broken.
+    func write(_ index: Int, compressed: [UInt8], store: ReleaseStore) throws(PosixError) {
+        guard index >= 0, index < manifest.chunks.count, !written.contains(index), !broken else { return }
+        let c = manifest.chunks[index]
+        guard
+            let plain = try? Zlib.inflate(
+                compressed, limits: InflateLimits(outputByteCountMax: Int(c.size), ratioMax: nil)),
+            plain.count == Int(c.size)
+        else {
+            broken = true
+            return
+        }
+        let free = try FileSystem.freeBytes(store.root)
+        let needed = UInt64(plain.count) + ReleaseStore.reserveBytes
+        if free < needed { throw .noSpace(path: file.path, needed: needed, available: free) }
+        try file.write(plain, at: c.offset)
+        written.insert(index)
+    }
+
+    /// One loop turn's share of the work: writes about one slice of the stored chunks (`stored`) not yet
+    /// written; once every chunk is written and `finishing`, hashes the next slice of the image. Returns true
+    /// while there is more to do; `verified` is set once the image is complete and matches the manifest (it is
+    /// then in place at `releases/image`).
+    func advance(stored: ChunkBitfield, finishing: Bool, store: ReleaseStore) throws(PosixError) -> Bool {
+        guard !broken, !verified else { return false }
+        let count = manifest.chunks.count
+        var moved = 0
+        var scanned = 0
+        while scanned < count && moved < ImageBuilder.sliceByteCount {
+            let i = cursor
+            cursor = (cursor + 1) % count
+            scanned += 1
+            guard stored.contains(i), !written.contains(i) else { continue }
+            let c = manifest.chunks[i]
+            // Not (or no longer) stored intact: it is written when it is stored again.
+            guard let z = store.read(c.id, size: Int(c.compressedSize)), Digest256(hashing: z) == c.id else {
+                continue
+            }
+            try write(i, compressed: z, store: store)
+            moved += Int(c.size)
+        }
+        if moved >= ImageBuilder.sliceByteCount { return true }
+        guard finishing, written.isComplete, !broken else { return false }
+        if hash == nil {
+            hash = BLAKE2bStream()
+            readBack = [UInt8](repeating: 0, count: ImageBuilder.readBackByteCount)
+        }
+        let slice = Int(min(UInt64(readBack.count), manifest.imageSize - hashed))
+        let n = try file.read(into: &readBack, at: hashed)
+        guard n >= slice else {
+            broken = true  // shorter than the chunks written: the diagnosing assembly says more
+            return false
+        }
+        readBack.withUnsafeBytes { hash!.update(UnsafeRawBufferPointer(rebasing: $0[0..<slice])) }
+        hashed += UInt64(slice)
+        if hashed < manifest.imageSize { return true }
+        guard hash!.finish() == manifest.imageHash else {
+            broken = true
+            return false
+        }
+        try file.commit(to: store.imagePath)
+        verified = true
+        return false
+    }
+
+    private(set) var verified = false
 }
 
 /// Why an image could not be assembled.

@@ -46,6 +46,9 @@ public enum Zlib {
     {
         let inflater = Inflater(limits: limits)
         var out: [UInt8] = []
+        // Room for the usual case (a chunk inflating to the size its manifest states, at most 256 KiB) without
+        // regrowing.
+        out.reserveCapacity(min(limits.outputByteCountMax, 256 << 10))
         try inflater.decompress(input) { out.append(contentsOf: $0) }
         try inflater.finish()
         return out

@@ -186,7 +186,12 @@ public struct StreamFramer {
         var r = ByteReader(buffer, range: start..<start + Frame.headerByteCount)
         let header = try FrameHeader.decode(&r, bodyLimit: bodyLimit)
         let total = Frame.headerByteCount + Int(header.bodyLength)
-        if buffer.count - start < total { return nil }
+        if buffer.count - start < total {
+            // The frame's size is known now (and bounded by bodyLimit): room for all of it, so a 64 KiB chunk
+            // arriving in small reads does not grow the buffer, and copy it, several times over.
+            buffer.reserveCapacity(start + total)
+            return nil
+        }
         if start == 0 && total == buffer.count {
             // The usual case, a buffer holding exactly one frame: it is handed over, not copied.
             let frame = buffer

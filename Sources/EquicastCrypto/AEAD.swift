@@ -21,8 +21,12 @@ public enum XChaCha20Poly1305 {
         Sodium.ensureInitialized()
         let start = output.count
         let sealedCount = plaintext.count + tagByteCount
-        output.append(contentsOf: repeatElement(0, count: sealedCount))
-        output.withUnsafeMutableBufferPointer { out in
+        // The ciphertext is written straight into fresh storage after a copy of `output`'s bytes (a frame
+        // header): no zero-filling of what the cipher overwrites anyway.
+        let result = [UInt8](unsafeUninitializedCapacity: start + sealedCount) { out, count in
+            output.withUnsafeBufferPointer { old in
+                if start > 0 { out.baseAddress!.initialize(from: old.baseAddress!, count: start) }
+            }
             withNonNullBytes(plaintext) { m, mlen in
                 withNonNullBytes(additionalData) { ad, adlen in
                     key.withUnsafeKey { k in
@@ -33,7 +37,9 @@ public enum XChaCha20Poly1305 {
                     }
                 }
             }
+            count = start + sealedCount
         }
+        output = result
     }
 
     /// Opens `sealed` (ciphertext followed by tag) and appends the plaintext to `output`; nothing is appended when
@@ -49,10 +55,14 @@ public enum XChaCha20Poly1305 {
         Sodium.ensureInitialized()
         let start = output.count
         let plainCount = sealed.count - tagByteCount
-        // One spare byte keeps the destination pointer valid when the plaintext is empty.
-        output.append(contentsOf: repeatElement(0, count: plainCount + 1))
-        let status = output.withUnsafeMutableBufferPointer { out in
-            withNonNullBytes(additionalData) { ad, adlen in
+        var opened = true
+        // Decrypted straight into fresh storage after a copy of `output`'s bytes; one spare byte keeps the
+        // destination pointer valid when the plaintext is empty.
+        let result = [UInt8](unsafeUninitializedCapacity: start + plainCount + 1) { out, count in
+            output.withUnsafeBufferPointer { old in
+                if start > 0 { out.baseAddress!.initialize(from: old.baseAddress!, count: start) }
+            }
+            let status = withNonNullBytes(additionalData) { ad, adlen in
                 key.withUnsafeKey { k in
                     var written: UInt64 = 0
                     return crypto_aead_xchacha20poly1305_ietf_decrypt(
@@ -61,12 +71,11 @@ public enum XChaCha20Poly1305 {
                         ad, UInt64(adlen), nonce.baseAddress!.assumingMemoryBound(to: UInt8.self), k)
                 }
             }
+            opened = status == 0
+            count = opened ? start + plainCount : start
         }
-        if status != 0 {
-            output.removeSubrange(start...)
-            throw .authenticationFailed
-        }
-        output.removeLast()
+        guard opened else { throw .authenticationFailed }
+        output = result
     }
 
     /// Convenience form for whole arrays: returns ciphertext followed by tag.

@@ -15,6 +15,7 @@ public enum ControlClient {
         let bytes = Array((line + "\n").utf8)
         let sent = bytes.withUnsafeBytes { equicast_send(fd, $0.baseAddress!, $0.count) }
         if sent != bytes.count { throw .file(path: path, operation: "send request", errno: equicast_errno()) }
-        return String(decoding: try FileSystem.readAll(fd, path: path, limit: answerByteCountMax), as: UTF8.self)
+        let answer = try FileSystem.readAll(fd, path: path, expected: 0, limit: answerByteCountMax)
+        return String(decoding: answer, as: UTF8.self)
     }
 }

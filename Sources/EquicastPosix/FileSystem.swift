@@ -13,7 +13,7 @@ public enum FileSystem {
         if kind < 0 { throw .file(path: path, operation: "stat", errno: equicast_errno()) }
         if kind != 0 { throw .notRegularFile(path: path) }
         if size > UInt64(limit) { throw .fileTooLarge(path: path, size: size, limit: limit) }
-        return try readAll(fd, path: path, limit: limit)
+        return try readAll(fd, path: path, expected: Int(size), limit: limit)
     }
 
     /// Permission bits of a file (e.g. 0o600).
@@ -101,18 +101,36 @@ public enum FileSystem {
         }
     }
 
-    static func readAll(_ fd: Int32, path: String, limit: Int) throws(PosixError) -> [UInt8] {
-        var out: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 16384)
+    /// Reads to the end of the file. The stat size `expected` is read straight into an array of that size (a
+    /// chunk read to serve it costs no copy); a file that turns out longer is read on in blocks, up to `limit`.
+    static func readAll(_ fd: Int32, path: String, expected: Int, limit: Int) throws(PosixError) -> [UInt8] {
+        var failure: PosixError?
+        var out = [UInt8](unsafeUninitializedCapacity: expected) { buffer, count in
+            count = 0
+            while count < expected {
+                let n = read(fd, buffer.baseAddress! + count, expected - count)
+                if n == 0 { break }
+                if n < 0 {
+                    let code = equicast_errno()
+                    if code == EINTR { continue }
+                    failure = .file(path: path, operation: "read", errno: code)
+                    return
+                }
+                count += n
+            }
+        }
+        if let failure { throw failure }
+        if out.count < expected { return out }  // shrank while being read
+        var block = [UInt8](repeating: 0, count: 4096)
         while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            let n = block.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n == 0 { return out }
             if n < 0 {
                 let code = equicast_errno()
                 if code == EINTR { continue }
                 throw .file(path: path, operation: "read", errno: code)
             }
-            out.append(contentsOf: buffer[0..<n])
+            out.append(contentsOf: block[0..<n])
             // The file grew while being read: refuse rather than read without bound.
             if out.count > limit { throw .fileTooLarge(path: path, size: UInt64(out.count), limit: limit) }
         }
@@ -178,5 +196,72 @@ public final class AtomicFileWriter {
             throw .file(path: path, operation: "rename into place", errno: code)
         }
         try FileSystem.syncDirectory(containing: path)
+    }
+}
+
+/// A file written at offsets, in any order, then read back in order and put in place: the image of a release,
+/// built while its chunks arrive. Created empty (an earlier partial file is truncated); dropped without
+/// `commit`, it is removed.
+public final class PositionedFile {
+    public let path: String
+    var fd: Int32
+
+    public init(creating path: String, mode: UInt32 = 0o600) throws(PosixError) {
+        self.path = path
+        fd = try FileSystem.openFile(path, flags: O_RDWR | O_CREAT | O_TRUNC, mode: mode)
+    }
+
+    deinit {
+        if fd >= 0 {
+            close(fd)
+            unlink(path)
+        }
+    }
+
+    /// Writes all of `bytes` at `offset`.
+    public func write(_ bytes: [UInt8], at offset: UInt64) throws(PosixError) {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes {
+                equicast_pwrite(fd, $0.baseAddress! + done, UInt($0.count - done), offset + UInt64(done))
+            }
+            if n < 0 {
+                let code = equicast_errno()
+                if code == EINTR { continue }
+                throw .file(path: path, operation: "write", errno: code)
+            }
+            done += n
+        }
+    }
+
+    /// Fills `buffer` from `offset` as far as the file goes; returns the count read (short only at the end).
+    public func read(into buffer: inout [UInt8], at offset: UInt64) throws(PosixError) -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n = buffer.withUnsafeMutableBytes {
+                equicast_pread(fd, $0.baseAddress! + done, UInt($0.count - done), offset + UInt64(done))
+            }
+            if n == 0 { break }
+            if n < 0 {
+                let code = equicast_errno()
+                if code == EINTR { continue }
+                throw .file(path: path, operation: "read", errno: code)
+            }
+            done += n
+        }
+        return done
+    }
+
+    /// fsync, then renames the file to `destination` and makes the rename durable.
+    public func commit(to destination: String) throws(PosixError) {
+        if fsync(fd) != 0 { throw .file(path: path, operation: "fsync", errno: equicast_errno()) }
+        close(fd)
+        fd = -1
+        if rename(path, destination) != 0 {
+            let code = equicast_errno()
+            unlink(path)
+            throw .file(path: destination, operation: "rename into place", errno: code)
+        }
+        try FileSystem.syncDirectory(containing: destination)
     }
 }

@@ -60,6 +60,13 @@ static inline int equicast_fstat_mode_size(int fd, uint32_t *mode, uint64_t *siz
     *size = (uint64_t)st.st_size;
     return S_ISREG(st.st_mode) ? 0 : 1;
 }
+/* Positioned reads and writes (off_t is 32 bits on armv7 without large-file flags: images stay under 2 GiB). */
+static inline long equicast_pwrite(int fd, const void *bytes, unsigned long count, uint64_t offset) {
+    return (long)pwrite(fd, bytes, (size_t)count, (off_t)offset);
+}
+static inline long equicast_pread(int fd, void *bytes, unsigned long count, uint64_t offset) {
+    return (long)pread(fd, bytes, (size_t)count, (off_t)offset);
+}
 /* Bytes available to an unprivileged writer on the file system holding path; -1 with errno on failure. */
 static inline int equicast_free_bytes(const char *path, uint64_t *bytes) {
     struct statvfs vfs;
