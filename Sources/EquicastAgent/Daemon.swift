@@ -71,6 +71,8 @@ public final class Daemon {
         /// Accepted: replies the node has queued here (one per request handled).
         var replies = 0
         var deadline: UInt64
+        /// The socket's receive low-water mark as last set (peer connections: what the frame in progress needs).
+        var lowWater = 1
 
         init(socket: StreamSocket, kind: Kind, deadline: UInt64) {
             self.socket = socket
@@ -99,6 +101,8 @@ public final class Daemon {
     /// where two connections get two (measured with bench/rollout.sh: pipelining two on one connection left
     /// some hosts at half the download rate of others).
     static let pipelineMax = 1
+    /// The largest receive low-water mark set: well under the smallest receive buffer a peer link gets.
+    static let lowWaterMax = 32 << 10
     static let connectionsMax = 64
 
     public init(config: AgentConfig, configPath: String?) throws(AgentError) {
@@ -383,9 +387,14 @@ public final class Daemon {
                 closeConnection(fd, c, now: now)
                 return
             }
-            if c.written == c.outbound.count && c.closeAfterWrite {
-                closeConnection(fd, c, now: now)
-                return
+            if c.written == c.outbound.count {
+                if c.closeAfterWrite {
+                    closeConnection(fd, c, now: now)
+                    return
+                }
+                // Sent: the buffer (a whole chunk reply) is freed now, not kept while the connection idles.
+                c.outbound = []
+                c.written = 0
             }
         }
         guard events.contains(.readable) || events.contains(.failed) else { return }
@@ -443,11 +452,21 @@ public final class Daemon {
                     node.handleStreamFrame(frame, stream: .outgoing(sid), now: now)
                 }
                 c.deadline = now + (c.pending.isEmpty ? Daemon.idleTimeout : Daemon.connectionTimeout)
+                wakeWhenFrameCompletes(c)
             } catch {
                 log.log(.debug, "stream refused: \(error)")
                 closeConnection(fd, c, now: now)
             }
         }
+    }
+
+    /// A reply (a chunk, 64 KiB) arrives in dozens of segments: the connection is polled readable only once
+    /// the rest of the frame in progress is in, so the loop turns once per frame instead of once per segment.
+    func wakeWhenFrameCompletes(_ c: Connection) {
+        let needed = min(c.framer.bytesToNextFrame, Daemon.lowWaterMax)
+        guard needed != c.lowWater else { return }
+        do throws(PosixError) { try c.socket.setReceiveLowWater(needed) } catch { return }
+        c.lowWater = needed
     }
 
     /// An outgoing connection to `address` that can take one more request.

@@ -163,6 +163,15 @@ public struct StreamFramer {
     /// Bytes held that do not yet form a complete frame.
     public var bufferedByteCount: Int { buffer.count - start }
 
+    /// Bytes still missing before the frame in progress is complete (its header's, until the header is in),
+    /// as far as the last `nextFrame` call could tell; at least 1.
+    public var bytesToNextFrame: Int {
+        if frameInProgress > 0 { return max(1, frameInProgress - bufferedByteCount) }
+        return max(1, Frame.headerByteCount - bufferedByteCount)
+    }
+    /// Header and body size of the frame being received, once its header is in; 0 before.
+    private var frameInProgress = 0
+
     public mutating func append(_ bytes: [UInt8]) {
         dropTaken()
         buffer.append(contentsOf: bytes)
@@ -179,19 +188,27 @@ public struct StreamFramer {
         start = 0
     }
 
+    /// Header and body size of the frame at `start`, from its header (which must be buffered).
+    private func frameByteCount() throws(WireError) -> Int {
+        var r = ByteReader(buffer, range: start..<start + Frame.headerByteCount)
+        let header = try FrameHeader.decode(&r, bodyLimit: bodyLimit)
+        return Frame.headerByteCount + Int(header.bodyLength)
+    }
+
     /// The next complete frame (header and body), or nil when more bytes are needed. After an error the stream
     /// is out of sync and must be closed.
     public mutating func nextFrame() throws(WireError) -> [UInt8]? {
         if buffer.count - start < Frame.headerByteCount { return nil }
-        var r = ByteReader(buffer, range: start..<start + Frame.headerByteCount)
-        let header = try FrameHeader.decode(&r, bodyLimit: bodyLimit)
-        let total = Frame.headerByteCount + Int(header.bodyLength)
+        let total = try frameByteCount()
         if buffer.count - start < total {
             // The frame's size is known now (and bounded by bodyLimit): room for all of it, so a 64 KiB chunk
-            // arriving in small reads does not grow the buffer, and copy it, several times over.
-            buffer.reserveCapacity(start + total)
+            // arriving in small reads does not grow the buffer, and copy it, several times over. (Checked
+            // first: reserving on a buffer a reader still shares would copy it on every read.)
+            if buffer.capacity < start + total { buffer.reserveCapacity(start + total) }
+            frameInProgress = total
             return nil
         }
+        frameInProgress = 0
         if start == 0 && total == buffer.count {
             // The usual case, a buffer holding exactly one frame: it is handed over, not copied.
             let frame = buffer

@@ -38,6 +38,15 @@ public final class StreamSocket {
         connecting = false
     }
 
+    /// Makes poll report the socket readable only once `bytes` are waiting (or at end of stream, or on an
+    /// error), so a reader that knows how much it needs is woken once for it, not for every segment. A hint:
+    /// the kernel still wakes the reader early when its receive window would otherwise close.
+    public func setReceiveLowWater(_ bytes: Int) throws(PosixError) {
+        if equicast_set_rcvlowat(fd, Int32(clamping: max(1, bytes))) != 0 {
+            throw .syscall(name: "setsockopt SO_RCVLOWAT", errno: equicast_errno())
+        }
+    }
+
     /// Reads what is available, at most `limit` bytes: empty array at end of stream, nil when nothing is waiting.
     public func read(limit: Int = 65536) throws(PosixError) -> [UInt8]? {
         var buffer = [UInt8](repeating: 0, count: limit)

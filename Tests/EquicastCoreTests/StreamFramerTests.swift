@@ -43,6 +43,24 @@ import Testing
         framer.append(Array(F.frame()[0..<51]))
         #expect(try framer.nextFrame() == nil)
     }
+
+    /// What the daemon sets as the socket's receive low-water mark: the header's missing bytes until the header
+    /// is in, then the frame's, then (a frame taken) the next header's.
+    @Test func tellsHowManyBytesTheFrameInProgressStillNeeds() throws {
+        let frame = F.frame(sequence: 1, payload: [UInt8](repeating: 7, count: 5000))
+        var framer = StreamFramer()
+        #expect(framer.bytesToNextFrame == Frame.headerByteCount)
+        framer.append(Array(frame[0..<10]))
+        #expect(try framer.nextFrame() == nil)
+        #expect(framer.bytesToNextFrame == Frame.headerByteCount - 10)
+        framer.append(Array(frame[10..<1000]))
+        #expect(try framer.nextFrame() == nil)
+        #expect(framer.bytesToNextFrame == frame.count - 1000)
+        framer.append(Array(frame[1000...]) + Array(frame[0..<3]))
+        #expect(try framer.nextFrame() == frame)
+        #expect(try framer.nextFrame() == nil)
+        #expect(framer.bytesToNextFrame == Frame.headerByteCount - 3)
+    }
 }
 
 @Suite struct ByteCodecTests {

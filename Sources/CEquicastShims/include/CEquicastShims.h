@@ -181,6 +181,10 @@ static inline int equicast_set_reuseaddr(int fd) {
 }
 
 /* ---- TCP and Unix stream sockets --------------------------------------------------------------------------- */
+/* Readable (for poll) only once `bytes` are waiting, or at end of stream or error. */
+static inline int equicast_set_rcvlowat(int fd, int bytes) {
+    return setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof(bytes));
+}
 static inline int equicast_accept(int fd, equicast_endpoint *from) {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
