@@ -123,9 +123,7 @@ extension Daemon {
     /// Starts building the held release's image as its chunks arrive (installable releases only); chunks
     /// already stored are written over the next loop turns. The previous partial image, if any, is removed.
     func openImage(now: UInt64) {
-        image = nil  // first: dropping it removes releases/image.partial, which the new one reuses
-        imageBusy = false
-        imageFinishing = false
+        closeImage()  // first: dropping it removes releases/image.partial, which the new one reuses
         guard let store = releaseStore, let held = node.heldManifest, node.heldReleaseInstallable else { return }
         do throws(PosixError) {
             image = try store.openImage(held.manifest, release: held.releaseID)
@@ -139,6 +137,11 @@ extension Daemon {
     /// once every chunk is here instead, which checks the space it needs first.
     func dropImage(_ error: PosixError) {
         log.log(.warning, "cannot build the image as chunks arrive (\(error)); it is assembled once all are here")
+        closeImage()
+    }
+
+    /// Stops building the image; a partial one is removed.
+    func closeImage() {
         image = nil
         imageBusy = false
         imageFinishing = false
@@ -148,8 +151,7 @@ extension Daemon {
     func pollImage(now: UInt64) {
         guard imageBusy, let image, let store = releaseStore else { return }
         guard image.release == node.heldRelease?.releaseID, let stored = node.releaseHaves else {
-            self.image = nil
-            imageBusy = false
+            closeImage()
             return
         }
         do throws(PosixError) {
@@ -160,8 +162,7 @@ extension Daemon {
             return
         }
         guard imageFinishing, !imageBusy else { return }
-        imageFinishing = false
-        self.image = nil
+        closeImage()  // verified: renamed to releases/image already
         if image.verified {
             imageReady(now: now)
         } else {
@@ -320,9 +321,7 @@ extension Daemon {
     func failUpdate(_ why: String, now: UInt64) {
         log.log(.error, "update failed: \(why)")
         updateReason = why
-        image = nil
-        imageBusy = false
-        imageFinishing = false
+        closeImage()
         if let store = releaseStore {
             do throws(PosixError) { try FileSystem.remove(store.imagePath) } catch {
                 log.log(.warning, "cannot remove the partial image: \(error)")
