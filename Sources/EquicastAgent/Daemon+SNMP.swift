@@ -1,4 +1,5 @@
 import EquicastCore
+import EquicastCrypto
 import EquicastPosix
 
 #if canImport(EquicastSNMP)

@@ -1,4 +1,5 @@
 import CNetSNMP
+import EquicastCore
 
 /// equicastMemberTable, equicastFleetTable and equicastReleaseTable: one column handler each.
 extension SubAgent {

@@ -28,13 +28,20 @@ struct FleetOptions: ParsableArguments {
 }
 
 /// Talks to one agent over its TCP port, as a fleet member would: every request is a sealed frame under the
-/// fleet key (from a fresh random sender id), answered by one sealed frame.
+/// fleet key (from a fresh random sender id), answered by one sealed frame. Requests go one after another over
+/// one connection (a push of hundreds of chunks pays one handshake, not one per chunk); a connection the agent
+/// closed in between (it closes idle ones) is opened again and the request sent once more.
 final class FleetClient {
     let agent: SocketAddress
     let sealer: FrameSealer
     var opener: FrameOpener
     var sequence: UInt64 = 0
     let timeoutMilliseconds: Int
+    private var socket: StreamSocket?
+    private var framer = StreamFramer()
+
+    /// The connection ended before any of the answer arrived.
+    private struct ClosedBeforeAnswer: Error {}
 
     init(agent: SocketAddress, key: SymmetricKey, timeoutMilliseconds: Int) {
         self.agent = agent
@@ -47,38 +54,61 @@ final class FleetClient {
     }
 
     func exchange(_ message: TransferMessage) throws -> TransferMessage {
+        let payload = message.encode()
+        if let open = socket {
+            // Every request is idempotent (a manifest, a chunk, a status query): sending it again is safe.
+            do { return try roundTrip(payload, on: open) } catch is ClosedBeforeAnswer { socket = nil }
+        }
+        let fresh = try StreamSocket.connect(to: agent)
+        socket = fresh
+        framer = StreamFramer()
+        do { return try roundTrip(payload, on: fresh) } catch is ClosedBeforeAnswer {
+            socket = nil
+            throw ValidationError(
+                "\(agent) closed the connection without answering (a wrong fleet key, or not an Equicast agent?)")
+        }
+    }
+
+    private func roundTrip(_ payload: [UInt8], on socket: StreamSocket) throws -> TransferMessage {
         sequence += 1
-        let request = sealer.seal(
-            message.encode(), messageClass: .data, sequence: sequence, nonce: secureRandomBytes(24))
-        let socket = try StreamSocket.connect(to: agent)
+        let request = sealer.seal(payload, messageClass: .data, sequence: sequence, nonce: secureRandomBytes(24))
         var poller = Poller()
         let deadline = Date().addingTimeInterval(Double(timeoutMilliseconds) / 1000)
         var written = 0
-        var framer = StreamFramer()
         while true {
             let left = Int(deadline.timeIntervalSinceNow * 1000)
-            if left <= 0 { throw ValidationError("\(agent) did not answer within \(timeoutMilliseconds / 1000) s") }
+            if left <= 0 {
+                self.socket = nil
+                throw ValidationError("\(agent) did not answer within \(timeoutMilliseconds / 1000) s")
+            }
             poller.watch([(socket.fd, written < request.count ? .writable | .readable : .readable)])
             let ready = try poller.wait(timeoutMilliseconds: Int32(min(left, 1000)))
             guard !ready.isEmpty else { continue }
             if socket.connecting {
                 do { try socket.finishConnect() } catch {
+                    self.socket = nil
                     throw ValidationError("cannot connect to \(agent): \(error)")
                 }
             }
             if written < request.count {
-                written += try socket.write(request, from: written)
+                do { written += try socket.write(request, from: written) } catch { throw ClosedBeforeAnswer() }
                 continue
             }
-            guard let bytes = try socket.read(limit: 1 << 20) else { continue }
+            let bytes: [UInt8]?
+            do { bytes = try socket.read(limit: 1 << 20) } catch { throw ClosedBeforeAnswer() }
+            guard let bytes else { continue }
             if bytes.isEmpty {
-                throw ValidationError(
-                    "\(agent) closed the connection without answering (a wrong fleet key, or not an Equicast agent?)")
+                if framer.bufferedByteCount > 0 {
+                    self.socket = nil
+                    throw ValidationError("\(agent) closed the connection in the middle of its answer")
+                }
+                throw ClosedBeforeAnswer()
             }
             framer.append(bytes)
             if let frame = try framer.nextFrame() {
                 let opened: OpenedFrame
                 do { opened = try opener.open(frame, transport: .stream) } catch {
+                    self.socket = nil
                     throw ValidationError("the answer from \(agent) is refused: \(error)")
                 }
                 return try TransferMessage.decode(opened.payload)
