@@ -49,7 +49,10 @@ extension Daemon {
 
     /// At start: the held release comes back (verified again), and an update cut short resumes.
     func restoreReleases(now: UInt64) {
-        guard let store = releaseStore, let bytes = store.loadManifest(store.heldManifestPath) else { return }
+        guard let store = releaseStore else { return }
+        // A partial image left by a kill or a power cut: the image is built again from the chunks that survived.
+        try? FileSystem.remove(store.partialImagePath)
+        guard let bytes = store.loadManifest(store.heldManifestPath) else { return }
         if let error = node.restoreRelease(bytes, now: now) {
             log.log(.warning, "the kept release manifest is refused (\(error)); removing it")
             try? FileSystem.remove(store.heldManifestPath)

@@ -58,6 +58,9 @@ import Testing
         let stored = ReleaseFaultTests.storedChunks(cluster, 1)
         try #require(
             stored > 0 && stored < total, "\(stored) of \(total) chunks stored at the kill: the link is too fast")
+        // The image was being built as chunks arrived; the kill left the partial file behind.
+        let partial = cluster.directory + "/n1/releases/image.partial"
+        #expect(FileManager.default.fileExists(atPath: partial))
 
         push.waitUntilExit()
         try #require(push.terminationStatus == 0, "the push failed")
@@ -72,6 +75,9 @@ import Testing
         #expect(cluster.status(1)?["chunks_verified"] == "\(total - stored)")
         #expect(cluster.status(1)?["firmware_version"] == "2")
         #expect(ReleaseFaultTests.installedHash(cluster, 1) == Digest256(hashing: image))
+        // Rebuilt from the kept chunks and the fetched ones, verified, installed: nothing is left behind.
+        #expect(!FileManager.default.fileExists(atPath: partial))
+        #expect(!FileManager.default.fileExists(atPath: cluster.directory + "/n1/releases/image"))
         print("killed at \(stored) of \(total) chunks; after the restart fetched \(total - stored)")
     }
 
