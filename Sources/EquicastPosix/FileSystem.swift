@@ -149,6 +149,21 @@ public enum FileSystem {
         }
     }
 
+    /// Puts a file written through `fd` (open on `temp`) in place: fsync, close (`fd` becomes -1), rename over
+    /// `destination`, fsync of the directory. A failed fsync leaves `fd` open for the caller to clean up; a
+    /// failed rename removes `temp`.
+    static func syncAndRename(_ fd: inout Int32, _ temp: String, to destination: String) throws(PosixError) {
+        if fsync(fd) != 0 { throw .file(path: temp, operation: "fsync", errno: equicast_errno()) }
+        close(fd)
+        fd = -1
+        if rename(temp, destination) != 0 {
+            let code = equicast_errno()
+            unlink(temp)
+            throw .file(path: destination, operation: "rename into place", errno: code)
+        }
+        try syncDirectory(containing: destination)
+    }
+
     /// fsync of the directory makes the rename itself durable.
     static func syncDirectory(containing path: String) throws(PosixError) {
         let utf8 = Array(path.utf8)
@@ -187,15 +202,7 @@ public final class AtomicFileWriter {
     }
 
     public func commit() throws(PosixError) {
-        if fsync(fd) != 0 { throw .file(path: temp, operation: "fsync", errno: equicast_errno()) }
-        close(fd)
-        fd = -1
-        if rename(temp, path) != 0 {
-            let code = equicast_errno()
-            unlink(temp)
-            throw .file(path: path, operation: "rename into place", errno: code)
-        }
-        try FileSystem.syncDirectory(containing: path)
+        try FileSystem.syncAndRename(&fd, temp, to: path)
     }
 }
 
@@ -254,14 +261,6 @@ public final class PositionedFile {
 
     /// fsync, then renames the file to `destination` and makes the rename durable.
     public func commit(to destination: String) throws(PosixError) {
-        if fsync(fd) != 0 { throw .file(path: path, operation: "fsync", errno: equicast_errno()) }
-        close(fd)
-        fd = -1
-        if rename(path, destination) != 0 {
-            let code = equicast_errno()
-            unlink(path)
-            throw .file(path: destination, operation: "rename into place", errno: code)
-        }
-        try FileSystem.syncDirectory(containing: destination)
+        try FileSystem.syncAndRename(&fd, path, to: destination)
     }
 }

@@ -24,6 +24,15 @@ import Testing
             version: version, createdAt: 1, policy: RolloutPolicy(), key: key)
     }
 
+    /// Two nodes that have converged, and a release (version 2, `size` bytes) pushed to node 0.
+    static func pushedToOneOfTwo(seed: UInt64, size: Int) throws -> (TestFleet, Built) {
+        let fleet = TestFleet(count: 2, seed: seed, release: ReleaseSwarmTests.settings())
+        #expect(fleet.runUntil(deadline: 10_000) { fleet.converged() } != nil)
+        let built = try ReleaseSwarmTests.release(version: 2, size: size)
+        ReleaseSwarmTests.push(built, to: 0, in: fleet)
+        return (fleet, built)
+    }
+
     /// What `equicast rollout push` does, as frames sealed by an operator identity: the manifest, then each chunk.
     /// Returns the decoded replies.
     @discardableResult
@@ -176,10 +185,7 @@ import Testing
     /// Trickle interval. A holder must answer each of them with the release, not only the first time it heard
     /// that status: in a fleet of thousands, the first copy usually arrives relayed by someone else.
     @Test func aNodeBehindIsToldOfTheReleaseEveryTimeItAdvertises() throws {
-        let fleet = TestFleet(count: 2, seed: 4, release: ReleaseSwarmTests.settings())
-        #expect(fleet.runUntil(deadline: 10_000) { fleet.converged() } != nil)
-        let built = try ReleaseSwarmTests.release(version: 2, size: 100_000)
-        ReleaseSwarmTests.push(built, to: 0, in: fleet)
+        let (fleet, built) = try ReleaseSwarmTests.pushedToOneOfTwo(seed: 4, size: 100_000)
         let holder = fleet.nodes[0]
         let behind = NodeStatus(
             node: NodeID(rawValue: 0xB0B), productTag: ReleaseAdvert.productTag("acme-gw"), sequence: 7,
@@ -224,10 +230,7 @@ import Testing
     /// asking for the same chunk get different ones, each reply naming the chunk it carries; once every chunk
     /// has left it, requests are answered as asked.
     @Test func theOriginServesEachChunkOnceBeforeAnyTwice() throws {
-        let fleet = TestFleet(count: 2, seed: 6, release: ReleaseSwarmTests.settings())
-        #expect(fleet.runUntil(deadline: 10_000) { fleet.converged() } != nil)
-        let built = try ReleaseSwarmTests.release(version: 2, size: 300_000)
-        ReleaseSwarmTests.push(built, to: 0, in: fleet)
+        let (fleet, built) = try ReleaseSwarmTests.pushedToOneOfTwo(seed: 6, size: 300_000)
         let origin = fleet.nodes[0]
         let count = built.chunks.count
         #expect(count >= 3)
