@@ -101,7 +101,9 @@ public final class Daemon {
     /// where two connections get two (measured with bench/rollout.sh: pipelining two on one connection left
     /// some hosts at half the download rate of others).
     static let pipelineMax = 1
-    /// The largest receive low-water mark set: well under the smallest receive buffer a peer link gets.
+    /// The largest receive low-water mark set: half an average chunk, so a reply wakes the loop two or three
+    /// times. (Linux grows the receive buffer to fit the mark, and wakes the reader early anyway when its
+    /// receive window would otherwise close.)
     static let lowWaterMax = 32 << 10
     static let connectionsMax = 64
 
