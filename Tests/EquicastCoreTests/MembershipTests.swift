@@ -193,6 +193,20 @@ import Testing
         return ids
     }
 
+    /// The node's bucket digests and counts and the members of each bucket, recomputed from its member list.
+    static func summary(_ node: Node, buckets n: Int) -> (digests: [UInt64], counts: [UInt16], members: [Set<NodeID>]) {
+        var digests = [UInt64](repeating: 0, count: n)
+        var counts = [UInt16](repeating: 0, count: n)
+        var members = [Set<NodeID>](repeating: [], count: n)
+        for m in node.members where m.state.isPresent {
+            let b = Int(m.id.rawValue >> UInt64(64 - n.trailingZeroBitCount))
+            digests[b] = digests[b] &+ Node.digestTerm(m.id, m.incarnation)
+            counts[b] += 1
+            members[b].insert(m.id)
+        }
+        return (digests, counts, members)
+    }
+
     /// Sends one sync request to `node` and returns the decoded reply.
     static func pull(
         _ node: Node, request: Message, sealer: FrameSealer, sequence: UInt64, rng: inout DeterministicRandom
@@ -226,22 +240,9 @@ import Testing
         var rng = DeterministicRandom(seed: 42)
         _ = MembershipTests.loadMembers(node, count: 14_000, sealer: sealer, rng: &rng)
         #expect(node.presentCount == 14_000)
-        // The node's bucket digests and counts, recomputed from its member list, at both granularities.
-        func summary(_ n: Int) -> (digests: [UInt64], counts: [UInt16], members: [Set<NodeID>]) {
-            var digests = [UInt64](repeating: 0, count: n)
-            var counts = [UInt16](repeating: 0, count: n)
-            var members = [Set<NodeID>](repeating: [], count: n)
-            for m in node.members where m.state.isPresent {
-                let b = Int(m.id.rawValue >> UInt64(64 - n.trailingZeroBitCount))
-                digests[b] = digests[b] &+ Node.digestTerm(m.id, m.incarnation)
-                counts[b] += 1
-                members[b].insert(m.id)
-            }
-            return (digests, counts, members)
-        }
-        let coarse = summary(Message.bucketCount)
-        let fine = summary(Message.fineBucketCount)
-        let finest = summary(Message.finestBucketCount)
+        let coarse = MembershipTests.summary(node, buckets: Message.bucketCount)
+        let fine = MembershipTests.summary(node, buckets: Message.fineBucketCount)
+        let finest = MembershipTests.summary(node, buckets: Message.finestBucketCount)
         #expect(coarse.digests.reduce(0, &+) == node.digest)
 
         // A few buckets differ (at any granularity): exactly their members come back, after the node itself.
@@ -279,6 +280,108 @@ import Testing
             }
         }
         #expect((sentSizes.min() ?? 0) >= (unsentSizes.max() ?? 0), "a fuller bucket was left for later")
+    }
+
+    /// After a wave of failures, a pull from a node that has heard of none of them gets the latest departures
+    /// first, newest first, then the rest of their buckets; when the departures alone overflow the reply, it
+    /// carries nothing else (whole buckets from a random start would carry a fraction of them).
+    @Test func pullReplySendsTheLatestDeparturesFirst() throws {
+        let node = TestFleet(count: 1).nodes[0]
+        let peer = NodeID(rawValue: 0x5eed)
+        let sealer = FrameSealer(sender: peer, keyring: TestFleet.keyring, encryptionEnabled: true)
+        var rng = DeterministicRandom(seed: 43)
+        let ids = MembershipTests.loadMembers(node, count: 14_000, sealer: sealer, rng: &rng)
+        let before = MembershipTests.summary(node, buckets: Message.finestBucketCount)
+        var sequence: UInt64 = 1000
+        func fail(_ members: ArraySlice<NodeID>) {
+            for m in members {
+                let news = MemberUpdate(
+                    state: .failed, id: m, incarnation: 1, address: node.member(m)!.address, reporter: peer)
+                let request = Message(type: .syncRequest, digest: 0, items: [.member(news)]).encode()
+                sequence += 1
+                node.handleStreamFrame(
+                    sealer.seal(request, messageClass: .control, sequence: sequence, nonce: rng.bytes(24)),
+                    stream: .accepted(sequence), now: 15)
+            }
+            while node.pollTransmit() != nil {}
+        }
+        func pullWithOldView() throws -> [MemberUpdate] {
+            sequence += 1
+            let request = Message(
+                type: .syncRequest, digest: 1, bucketDigests: before.digests, bucketCounts: before.counts)
+            let reply = try MembershipTests.pull(node, request: request, sealer: sealer, sequence: sequence, rng: &rng)
+            return reply.items.compactMap { item -> MemberUpdate? in
+                if case .member(let u) = item { return u } else { return nil }
+            }
+        }
+
+        // 100 failures: those, newest first, then the other members of their buckets, and nothing more.
+        fail(ids[0..<100])
+        var got = try pullWithOldView()
+        #expect(got.first?.id == node.id)
+        #expect(got[1...100].map(\.id) == ids[0..<100].reversed())
+        #expect(got[1...100].allSatisfy { $0.state == .failed })
+        let shift = UInt64(64 - Message.finestBucketCount.trailingZeroBitCount)
+        let differing = Set(ids[0..<100].map { Int($0.rawValue >> shift) })
+        let rest = differing.reduce(into: Set<NodeID>()) { $0.formUnion(before.members[$1]) }
+            .subtracting(ids[0..<100]).subtracting([node.id])
+        #expect(Set(got.dropFirst(101).map(\.id)) == rest)
+        #expect(got.count == 101 + rest.count)
+
+        // 2,500 failures overflow a reply: it holds the latest of them, newest first, and no other record.
+        fail(ids[100..<2_500])
+        got = try pullWithOldView()
+        #expect(got.count > 1_000 && got.count < 2_501, "\(got.count) records")
+        #expect(got.dropFirst().map(\.id) == Array(ids[0..<2_500].reversed().prefix(got.count - 1)))
+    }
+
+    /// A member that has just become a ring neighbour (the one before it failed) gets the next probe, whatever
+    /// the turn of the neighbour cycle: in a crash of many at once it may be down too and watched by nobody.
+    @Test func newRingNeighbourIsProbedFirst() throws {
+        var config = MembershipConfig()
+        config.heartbeatTimeout = 600_000  // nobody answers here; no suspicion may end while the test runs
+        let node = TestFleet(count: 1, config: config).nodes[0]
+        let peer = NodeID(rawValue: 0x5eed)
+        let sealer = FrameSealer(sender: peer, keyring: TestFleet.keyring, encryptionEnabled: true)
+        var rng = DeterministicRandom(seed: 44)
+        _ = MembershipTests.loadMembers(node, count: 40, sealer: sealer, rng: &rng)
+        var opener = FrameOpener(keyring: TestFleet.keyring, requireEncryption: true, senderCapacity: 4)
+        var now: UInt64 = 10
+        // Runs timers up to the next probe and returns its target.
+        func nextProbe() throws -> NodeID? {
+            for _ in 0..<20 {
+                now = max(now, node.pollTimeout())
+                node.handleTimeout(now: now)
+                var target: NodeID?
+                while let t = node.pollTransmit() {
+                    guard case .datagram(_, let bytes) = t else { continue }
+                    let m = try Message.decode(
+                        try opener.open(bytes, transport: .datagram).payload, itemsMax: Message.datagramItemsMax)
+                    if m.type == .ping { target = m.target }
+                }
+                if let target { return target }
+            }
+            return nil
+        }
+        // A full cycle: every neighbour has had its probe.
+        for _ in 0..<6 { _ = try nextProbe() }
+        var sequence: UInt64 = 1000
+        for round in 0..<3 {
+            let ring = node.ringNeighbours
+            let gone = ring[round % ring.count]
+            sequence += 1
+            let news = MemberUpdate(
+                state: .failed, id: gone, incarnation: 1, address: node.member(gone)!.address, reporter: peer)
+            node.handleStreamFrame(
+                sealer.seal(
+                    Message(type: .syncRequest, digest: 0, items: [.member(news)]).encode(), messageClass: .control,
+                    sequence: sequence, nonce: rng.bytes(24)),
+                stream: .accepted(sequence), now: now)
+            while node.pollTransmit() != nil {}
+            let fresh = node.ringNeighbours.filter { !ring.contains($0) }
+            try #require(fresh.count == 1, "round \(round)")
+            #expect(try nextProbe() == fresh[0], "round \(round)")
+        }
     }
 
     /// A joining node is introduced, not handed the view: the node itself, the 24 members nearest the joiner on

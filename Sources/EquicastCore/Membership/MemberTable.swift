@@ -156,6 +156,12 @@ struct MemberTable {
     private var buckets = [[UInt32]](repeating: [], count: Message.fineBucketCount)
     /// Members known (rows in use).
     private(set) var count = 0
+    /// The slots whose state or incarnation changed last, a ring of at most `recentCapacity` written at
+    /// `recentNext`: a pull's reply sends these first, since what changed last is what the puller most likely
+    /// lacks (a wave of failures is a few thousand records in a table of many thousands).
+    private var recent: [UInt32] = []
+    private var recentNext = 0
+    static let recentCapacity = 2048
     /// The fleet's update statuses, by slot like the rows (allocated up to the highest slot with a status): a
     /// simulated node holds one per fleet member, so a dictionary of them would be most of its memory.
     private var statusRows: [StatusRow] = []
@@ -206,6 +212,7 @@ struct MemberTable {
                 count += 1
                 buckets[Message.fineBucket(of: id)].append(UInt32(s))
             }
+            if rows[s].state != m.state.rawValue || rows[s].incarnation != m.incarnation { noteChange(UInt32(s)) }
             rows[s] = Row(
                 incarnation: m.incarnation, stateChangedAt: m.stateChangedAt, lastHeard: m.lastHeard,
                 state: m.state.rawValue, presentPosition: rows[s].presentPosition)
@@ -220,6 +227,33 @@ struct MemberTable {
             }
         }
     }
+
+    private mutating func noteChange(_ slot: UInt32) {
+        if recent.count < MemberTable.recentCapacity {
+            recent.append(slot)
+        } else {
+            recent[recentNext] = slot
+        }
+        recentNext = (recentNext + 1) % MemberTable.recentCapacity
+    }
+
+    /// The slots of the members changed last, newest first; a slot changed more than once appears more than
+    /// once, and one since forgotten may appear (`isKnown(slot:)` tells).
+    var recentlyChanged: [UInt32] {
+        var out: [UInt32] = []
+        out.reserveCapacity(recent.count)
+        var i = recentNext
+        for _ in 0..<recent.count {
+            i = (i + recent.count - 1) % recent.count
+            out.append(recent[i])
+        }
+        return out
+    }
+
+    func isKnown(slot s: Int) -> Bool { s < rows.count && rows[s].state != Row.unknown }
+
+    /// One past the highest slot a row may use (a bound for sets of slots).
+    var slotLimit: Int { rows.count }
 
     private mutating func remove(_ id: NodeID) {
         guard let s = knownSlot(id) else { return }

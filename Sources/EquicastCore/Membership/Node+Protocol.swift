@@ -80,14 +80,13 @@ extension Node {
         case (.syncResponse, .outgoing(let sid)):
             guard pendingSyncs.removeValue(forKey: sid) != nil else { return }
             let joining = present.isEmpty
-            let presentBefore = present.count
-            merge(message.items, from: sender, now: now)
+            let changed = merge(message.items, from: sender, now: now)
             counters.syncsCompleted += 1
-            if present.count > presentBefore && !joining {
-                // A pull that brought members we lacked may go on at once: a node far behind (after a mass join or
-                // a long partition) catches up at network speed. Pulls that only brought changes of state (a
-                // wave of failures, which gossip is already spreading) back off like fruitless ones; otherwise
-                // every node would pull a full reply each half round until the wave had passed.
+            if changed > 0 && !joining {
+                // A pull that changed our view may go on at once: a node far behind (after a mass join, a wave of
+                // failures or a long partition) catches up at network speed. A reply carries only buckets that
+                // differ, so this stops costing much as the views come together, and the first pull that
+                // changes nothing backs off.
                 syncBackoff = 0
                 nextSyncAllowed = now + config.gossipInterval / 2
             }
@@ -340,9 +339,12 @@ extension Node {
         return items
     }
 
-    /// A reply to a member's pull: ourselves, then every record of each bucket whose digest differs from the
-    /// requester's, whole buckets, within `syncReplyByteBudget`. Buckets where we hold more members than the
-    /// requester come first, most first (the requester surely learns from them); the rest follow from a random
+    /// A reply to a member's pull: ourselves, then our latest departures (failed or left members) in buckets
+    /// whose digest differs from the requester's, then every other record of each differing bucket, whole
+    /// buckets, within `syncReplyByteBudget`. In a wave of failures the latest departures are what the requester
+    /// most likely lacks, and they are a few records in each of thousands of buckets: whole buckets from a
+    /// random start would carry a fraction of them. Buckets where we hold more members than the requester come
+    /// next, most first (the requester surely learns from them: a wave of joins); the rest follow from a random
     /// starting bucket, so that replies cut short by the budget cover different ranges each time.
     func differingBuckets(_ theirs: [UInt64], counts theirCounts: [UInt16]) -> [GossipItem] {
         let n = theirs.count
@@ -362,16 +364,31 @@ extension Node {
         var items: [GossipItem] = [.member(selfUpdate)]
         var used = Message(type: .syncResponse, digest: 0).headerByteCount + items[0].encodedByteCount
         let budget = min(config.syncReplyByteBudget, FrameLimits.streamPayloadBudget)
+        let shift = UInt64(64 - n.trailingZeroBitCount)
+        // Slots already in the reply, one bit each.
+        var sent = [UInt64](repeating: 0, count: (table.slotLimit + 63) / 64)
+        for s in table.recentlyChanged {
+            let word = Int(s) / 64
+            let bit = UInt64(1) << UInt64(s % 64)
+            guard sent[word] & bit == 0, table.isKnown(slot: Int(s)) else { continue }
+            let m = table.member(at: Int(s))
+            let b = Int(m.id.rawValue >> shift)
+            guard !m.state.isPresent, theirs[b] != ours.digests[b] else { continue }
+            let item = GossipItem.member(syncRecord(m))
+            if used + item.encodedByteCount > budget || items.count > config.membersMax { return items }
+            items.append(item)
+            used += item.encodedByteCount
+            sent[word] |= bit
+        }
         // The table lists members by fine bucket: a coarse bucket is `group` of them, a finest one a quarter of
         // one (told apart by the top `n` bits of the id).
         let group = max(1, Message.fineBucketCount / n)
-        let shift = UInt64(64 - n.trailingZeroBitCount)
         for b in ahead.map({ Int($0 & 0xffff) }) + other {
             var bucket: [GossipItem] = []
             var size = 0
             let lists = n > Message.fineBucketCount ? b / (n / Message.fineBucketCount) : b * group
             for f in lists..<lists + group {
-                for s in table.slots(inFineBucket: f) {
+                for s in table.slots(inFineBucket: f) where sent[Int(s) / 64] & (UInt64(1) << UInt64(s % 64)) == 0 {
                     let m = table.member(at: Int(s))
                     guard m.id != id, Int(m.id.rawValue >> shift) == b else { continue }
                     let item = GossipItem.member(syncRecord(m))

@@ -8,13 +8,19 @@ extension Node {
 
     /// One probe per period. Targets cycle through the ring neighbours with a rendezvous pick between them, so
     /// each member is probed by each of its ring neighbours every few periods and by random members in between.
+    /// A member that has just become a ring neighbour is probed first: when a neighbour fails, the member beyond
+    /// it may have failed too (a crash of many at once), and until now it may have been watched by nobody.
     func startPeriodicProbe(now: UInt64) {
         guard !present.isEmpty else { return }
         probePeriod &+= 1
         let neighbours = ringNeighbours
+        ringProbed.removeAll { !neighbours.contains($0) }
         let slot = Int(probePeriod % UInt64(neighbours.count + 1))
         var target: NodeID
-        if slot < neighbours.count {
+        if let fresh = neighbours.first(where: { !ringProbed.contains($0) }) {
+            target = fresh
+            ringProbed.append(fresh)
+        } else if slot < neighbours.count {
             target = neighbours[slot]
         } else {
             let picks = PeerSelection.rendezvousTargets(

@@ -108,6 +108,8 @@ public final class Node {
     var nextReconnect: UInt64
     var round: UInt64 = 0
     var probePeriod: UInt64 = 0
+    /// Ring neighbours probed since they became neighbours (see `startPeriodicProbe`).
+    var ringProbed: [NodeID] = []
 
     var probes: [UInt32: Probe] = [:]
     var forwarded: [UInt32: ForwardedProbe] = [:]
