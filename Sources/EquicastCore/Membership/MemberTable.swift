@@ -157,8 +157,8 @@ struct MemberTable {
     /// Members known (rows in use).
     private(set) var count = 0
     /// The slots whose state or incarnation changed last, a ring of at most `recentCapacity` written at
-    /// `recentNext`: a pull's reply sends these first, since what changed last is what the puller most likely
-    /// lacks (a wave of failures is a few thousand records in a table of many thousands).
+    /// `recentNext`: a pull's reply sends the departures among them first, since what changed last is what the
+    /// puller most likely lacks (a wave of failures is a few thousand records in a table of many thousands).
     private var recent: [UInt32] = []
     private var recentNext = 0
     static let recentCapacity = 2048
