@@ -207,6 +207,32 @@ import Testing
         return (digests, counts, members)
     }
 
+    /// A lone node holding `count` members, learnt through join-style sync requests from a peer (id 0x5eed) that
+    /// `sealer` speaks for.
+    static func loadedNode(count: Int, seed: UInt64, config: MembershipConfig = MembershipConfig()) -> (
+        node: Node, sealer: FrameSealer, ids: [NodeID], rng: DeterministicRandom
+    ) {
+        let node = TestFleet(count: 1, config: config).nodes[0]
+        let sealer = FrameSealer(sender: NodeID(rawValue: 0x5eed), keyring: TestFleet.keyring, encryptionEnabled: true)
+        var rng = DeterministicRandom(seed: seed)
+        let ids = loadMembers(node, count: count, sealer: sealer, rng: &rng)
+        return (node, sealer, ids, rng)
+    }
+
+    /// Tells `node`, in a sync request from `sealer`'s sender, that `member` has failed.
+    static func tellFailed(
+        _ node: Node, _ member: NodeID, sealer: FrameSealer, sequence: UInt64, rng: inout DeterministicRandom,
+        now: UInt64
+    ) {
+        let news = MemberUpdate(
+            state: .failed, id: member, incarnation: 1, address: node.member(member)!.address, reporter: sealer.sender)
+        let request = Message(type: .syncRequest, digest: 0, items: [.member(news)]).encode()
+        node.handleStreamFrame(
+            sealer.seal(request, messageClass: .control, sequence: sequence, nonce: rng.bytes(24)),
+            stream: .accepted(sequence), now: now)
+        while node.pollTransmit() != nil {}
+    }
+
     /// Sends one sync request to `node` and returns the decoded reply.
     static func pull(
         _ node: Node, request: Message, sealer: FrameSealer, sequence: UInt64, rng: inout DeterministicRandom
@@ -234,11 +260,7 @@ import Testing
     /// A member's pull names its view by 256 bucket digests; the reply holds the node itself and every member
     /// of each bucket whose digest differs, whole buckets only, within the reply budget.
     @Test func pullReplyCarriesWholeDifferingBucketsWithinTheBudget() throws {
-        let node = TestFleet(count: 1).nodes[0]
-        let peer = NodeID(rawValue: 0x5eed)
-        let sealer = FrameSealer(sender: peer, keyring: TestFleet.keyring, encryptionEnabled: true)
-        var rng = DeterministicRandom(seed: 42)
-        _ = MembershipTests.loadMembers(node, count: 14_000, sealer: sealer, rng: &rng)
+        var (node, sealer, _, rng) = MembershipTests.loadedNode(count: 14_000, seed: 42)
         #expect(node.presentCount == 14_000)
         let coarse = MembershipTests.summary(node, buckets: Message.bucketCount)
         let fine = MembershipTests.summary(node, buckets: Message.fineBucketCount)
@@ -286,24 +308,14 @@ import Testing
     /// first, newest first, then the rest of their buckets; when the departures alone overflow the reply, it
     /// carries nothing else (whole buckets from a random start would carry a fraction of them).
     @Test func pullReplySendsTheLatestDeparturesFirst() throws {
-        let node = TestFleet(count: 1).nodes[0]
-        let peer = NodeID(rawValue: 0x5eed)
-        let sealer = FrameSealer(sender: peer, keyring: TestFleet.keyring, encryptionEnabled: true)
-        var rng = DeterministicRandom(seed: 43)
-        let ids = MembershipTests.loadMembers(node, count: 14_000, sealer: sealer, rng: &rng)
+        var (node, sealer, ids, rng) = MembershipTests.loadedNode(count: 14_000, seed: 43)
         let before = MembershipTests.summary(node, buckets: Message.finestBucketCount)
         var sequence: UInt64 = 1000
         func fail(_ members: ArraySlice<NodeID>) {
             for m in members {
-                let news = MemberUpdate(
-                    state: .failed, id: m, incarnation: 1, address: node.member(m)!.address, reporter: peer)
-                let request = Message(type: .syncRequest, digest: 0, items: [.member(news)]).encode()
                 sequence += 1
-                node.handleStreamFrame(
-                    sealer.seal(request, messageClass: .control, sequence: sequence, nonce: rng.bytes(24)),
-                    stream: .accepted(sequence), now: 15)
+                MembershipTests.tellFailed(node, m, sealer: sealer, sequence: sequence, rng: &rng, now: 15)
             }
-            while node.pollTransmit() != nil {}
         }
         func pullWithOldView() throws -> [MemberUpdate] {
             sequence += 1
@@ -340,11 +352,7 @@ import Testing
     @Test func newRingNeighbourIsProbedFirst() throws {
         var config = MembershipConfig()
         config.heartbeatTimeout = 600_000  // nobody answers here; no suspicion may end while the test runs
-        let node = TestFleet(count: 1, config: config).nodes[0]
-        let peer = NodeID(rawValue: 0x5eed)
-        let sealer = FrameSealer(sender: peer, keyring: TestFleet.keyring, encryptionEnabled: true)
-        var rng = DeterministicRandom(seed: 44)
-        _ = MembershipTests.loadMembers(node, count: 40, sealer: sealer, rng: &rng)
+        var (node, sealer, _, rng) = MembershipTests.loadedNode(count: 40, seed: 44, config: config)
         var opener = FrameOpener(keyring: TestFleet.keyring, requireEncryption: true, senderCapacity: 4)
         var now: UInt64 = 10
         // Runs timers up to the next probe and returns its target.
@@ -370,14 +378,7 @@ import Testing
             let ring = node.ringNeighbours
             let gone = ring[round % ring.count]
             sequence += 1
-            let news = MemberUpdate(
-                state: .failed, id: gone, incarnation: 1, address: node.member(gone)!.address, reporter: peer)
-            node.handleStreamFrame(
-                sealer.seal(
-                    Message(type: .syncRequest, digest: 0, items: [.member(news)]).encode(), messageClass: .control,
-                    sequence: sequence, nonce: rng.bytes(24)),
-                stream: .accepted(sequence), now: now)
-            while node.pollTransmit() != nil {}
+            MembershipTests.tellFailed(node, gone, sealer: sealer, sequence: sequence, rng: &rng, now: now)
             let fresh = node.ringNeighbours.filter { !ring.contains($0) }
             try #require(fresh.count == 1, "round \(round)")
             #expect(try nextProbe() == fresh[0], "round \(round)")
@@ -387,11 +388,7 @@ import Testing
     /// A joining node is introduced, not handed the view: the node itself, the 24 members nearest the joiner on
     /// the id ring (nearest first), and random others, 33 records in all.
     @Test func joinerGetsABoundedIntroduction() throws {
-        let node = TestFleet(count: 1).nodes[0]
-        let seedPeer = NodeID(rawValue: 0x5eed)
-        let sealer = FrameSealer(sender: seedPeer, keyring: TestFleet.keyring, encryptionEnabled: true)
-        var rng = DeterministicRandom(seed: 7)
-        let ids = MembershipTests.loadMembers(node, count: 3_000, sealer: sealer, rng: &rng)
+        var (node, _, ids, rng) = MembershipTests.loadedNode(count: 3_000, seed: 7)
         let joiner = NodeID(rawValue: rng.next())
         let hello = Message(
             type: .syncRequest, digest: Node.digestTerm(joiner, 1),
