@@ -68,8 +68,9 @@ final class ReleaseStore {
 
     /// Inflates every chunk in order into `releases/image`, checking each chunk's id and content hash and the
     /// whole image's size and hash. The diagnosing path: images are normally built by `ImageBuilder` as chunks
-    /// arrive, and this runs when that did not verify (it names the chunk that is wrong). Memory stays at one chunk whatever the image size. On any failure the
-    /// partial image is removed and the error says which chunk or which check.
+    /// arrive, and this runs when that did not verify (it names the chunk that is wrong), or when it could not be
+    /// built so (a full disk). Memory stays at one chunk whatever the image size. On any failure the partial
+    /// image is removed and the error says which chunk or which check.
     func assemble(_ manifest: ReleaseManifest) throws(AssemblyError) {
         let writer: AtomicFileWriter
         do throws(PosixError) {
