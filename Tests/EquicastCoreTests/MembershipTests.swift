@@ -347,6 +347,65 @@ import Testing
         #expect(got.dropFirst().map(\.id) == Array(ids[0..<2_500].reversed().prefix(got.count - 1)))
     }
 
+    /// A sync request naming `view` (ids and incarnations of the members the requester holds present) in `n`
+    /// buckets, with the fingerprint of each member listed bucket by bucket.
+    static func request(naming view: [(id: NodeID, incarnation: UInt64)], buckets n: Int) -> Message {
+        let shift = UInt64(64 - n.trailingZeroBitCount)
+        var digests = [UInt64](repeating: 0, count: n)
+        var counts = [UInt16](repeating: 0, count: n)
+        var lists = [[UInt16]](repeating: [], count: n)
+        for m in view {
+            let b = Int(m.id.rawValue >> shift)
+            let term = Node.digestTerm(m.id, m.incarnation)
+            digests[b] = digests[b] &+ term
+            counts[b] += 1
+            lists[b].append(UInt16(truncatingIfNeeded: term))
+        }
+        return Message(
+            type: .syncRequest, digest: digests.reduce(0, &+), bucketDigests: digests, bucketCounts: counts,
+            memberFingerprints: lists.flatMap { $0 })
+    }
+
+    /// A pull that lists its members' fingerprints gets exactly the members it lacks (or holds at another
+    /// incarnation), not whole differing buckets; a bucket where it holds everything the responder does, and
+    /// more, costs nothing; a bucket whose difference the 16-bit fingerprints cannot show comes whole.
+    @Test func pullReplyWithFingerprintsCarriesOnlyWhatTheRequesterLacks() throws {
+        var (node, sealer, ids, rng) = MembershipTests.loadedNode(count: 3_000, seed: 45)
+        let n = Message.fineBucketCount
+        let shift = UInt64(64 - n.trailingZeroBitCount)
+        // The requester holds about 85% of the members, one of them at an older incarnation, plus members the
+        // node has never heard of in buckets where it holds all the node's members.
+        var view: [(id: NodeID, incarnation: UInt64)] = [(node.id, node.incarnation)]
+        var lacking = Set<NodeID>()
+        for (i, m) in ids.enumerated() {
+            if rng.below(100) < 15 || i == 7 { lacking.insert(m) } else { view.append((m, 1)) }
+        }
+        view.append((ids[7], 0))
+        let complete = Set(0..<n).subtracting(lacking.map { Int($0.rawValue >> shift) })
+        for b in complete.sorted().prefix(5) { view.append((NodeID(rawValue: UInt64(b) << shift | 0xabc), 1)) }
+        var reply = try MembershipTests.pull(
+            node, request: MembershipTests.request(naming: view, buckets: n), sealer: sealer, sequence: 100,
+            rng: &rng)
+        var got = MembershipTests.ids(reply)
+        #expect(got.first == node.id)
+        #expect(got.count == Set(got).count, "a member sent twice")
+        #expect(Set(got.dropFirst()) == lacking)
+
+        // A member held at an incarnation whose fingerprint collides with the node's: the digest differs, the
+        // fingerprints show nothing missing, and the whole bucket comes.
+        let held = ids.first { !lacking.contains($0) }!
+        let wanted = Node.digestTerm(held, 1) & 0xffff
+        let other = (2..<UInt64(1 << 22)).first { Node.digestTerm(held, $0) & 0xffff == wanted }!
+        let collided = [(node.id, node.incarnation)] + ids.map { (id: $0, incarnation: $0 == held ? other : 1) }
+        reply = try MembershipTests.pull(
+            node, request: MembershipTests.request(naming: collided, buckets: n), sealer: sealer, sequence: 101,
+            rng: &rng)
+        got = MembershipTests.ids(reply)
+        let bucket = Set(ids.filter { $0.rawValue >> shift == held.rawValue >> shift }).subtracting([node.id])
+        #expect(Set(got.dropFirst()) == bucket)
+        #expect(bucket.contains(held))
+    }
+
     /// A member that has just become a ring neighbour (the one before it failed) gets the next probe, whatever
     /// the turn of the neighbour cycle: in a crash of many at once it may be down too and watched by nobody.
     @Test func newRingNeighbourIsProbedFirst() throws {

@@ -284,6 +284,10 @@ import Testing
             type: .syncRequest, digest: 8, bucketDigests: [UInt64](repeating: 1, count: Message.fineBucketCount),
             bucketCounts: [UInt16](repeating: 9, count: Message.fineBucketCount)),
         Message(type: .syncResponse, digest: 7),
+        Message(
+            type: .syncRequest, digest: 10, bucketDigests: [UInt64](repeating: 4, count: Message.bucketCount),
+            bucketCounts: [UInt16](repeating: 0, count: Message.bucketCount - 2) + [2, 3],
+            memberFingerprints: [0x0102, 0xfffe, 7, 0, 0x8000]),
     ]
 
     @Test(arguments: samples.indices)
@@ -320,11 +324,27 @@ import Testing
         }
         // A sync request carries no bucket digests (a joiner) or exactly one per bucket.
         var shortBuckets = MessageCodecTests.samples[5].encode()
-        let countAt = shortBuckets.count - 10 * Message.bucketCount - 2
+        let countAt = shortBuckets.count - 10 * Message.bucketCount - 2 - 4
         shortBuckets[countAt] = 0
         shortBuckets[countAt + 1] = 3
         #expect(throws: WireError.invalidValue(field: "bucket count", value: 3)) {
             try Message.decode(Array(shortBuckets[0..<(countAt + 2 + 30)]), itemsMax: 64)
+        }
+        // Member fingerprints: none, or exactly one per member the counts declare, within the item limit.
+        let fingerprinted = MessageCodecTests.samples[8].encode()
+        let fingerprintsAt = fingerprinted.count - 2 * 5 - 4
+        var miscounted = fingerprinted
+        miscounted[fingerprintsAt + 3] = 4
+        #expect(throws: WireError.invalidValue(field: "fingerprint count", value: 4)) {
+            try Message.decode(Array(miscounted.dropLast(2)), itemsMax: 64)
+        }
+        #expect(throws: WireError.lengthOverLimit(field: "fingerprint count", length: 5, limit: 4)) {
+            try Message.decode(fingerprinted, itemsMax: 4)
+        }
+        var huge = fingerprinted
+        huge[fingerprintsAt] = 0x7f
+        #expect(throws: WireError.lengthOverLimit(field: "fingerprint count", length: 0x7f00_0005, limit: 64)) {
+            try Message.decode(huge, itemsMax: 64)
         }
         var badFamily = gossip
         badFamily[12 + 1 + 24] = 5

@@ -138,11 +138,14 @@ import Testing
         #expect(table.values.sorted { $0.id < $1.id } == model.values.sorted { $0.id < $1.id })
         for state in MemberState.allCases {
             #expect(table.count(state) == model.values.filter { $0.state == state }.count)
+            #expect(Set(table.ids(in: state)) == Set(model.values.filter { $0.state == state }.map(\.id)))
         }
-        for b in 0..<Message.bucketCount {
-            let expected = Set(model.keys.filter { Message.bucket(of: $0) == b })
-            #expect(Set(table.members(inBucket: b).map(\.id)) == expected)
+        // What the pull code reads slot by slot agrees with the model.
+        var scanned: [NodeID: UInt64?] = [:]
+        for s in 0..<table.slotLimit where table.isKnown(slot: s) {
+            scanned.updateValue(table.presentIncarnation(at: s), forKey: table.id(at: s))
         }
+        #expect(scanned == model.mapValues { $0.state.isPresent ? $0.incarnation : nil })
         if !shared { #expect(directory.slotCount <= ids.count) }
         // A private directory frees a slot once neither the member nor its status is held.
         for id in ids {

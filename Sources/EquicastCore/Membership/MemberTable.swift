@@ -152,10 +152,11 @@ struct MemberTable {
     private var rows: [Row] = []
     /// Addresses this node believes that differ from the shared directory's (a member that moved).
     private var movedAddresses: [UInt32: SocketAddress] = [:]
-    /// Known members' slots by fine id range (`Message.fineBucket(of:)`), for syncs that send only some ranges.
-    private var buckets = [[UInt32]](repeating: [], count: Message.fineBucketCount)
     /// Members known (rows in use).
     private(set) var count = 0
+    /// Known members by state (`MemberState.rawValue`), kept as rows change: a scan for failed members then
+    /// costs nothing in a fleet that has none.
+    private var stateCounts = [Int](repeating: 0, count: MemberState.allCases.count)
     /// The slots whose state or incarnation changed last, a ring of at most `recentCapacity` written at
     /// `recentNext`: a pull's reply sends the departures among them first, since what changed last is what the
     /// puller most likely lacks (a wave of failures is a few thousand records in a table of many thousands).
@@ -208,11 +209,12 @@ struct MemberTable {
             precondition(m.id == id)
             let s = Int(directory.intern(id, address: m.address))
             if s >= rows.count { rows.append(contentsOf: repeatElement(Row(), count: s + 1 - rows.count)) }
-            if rows[s].state == Row.unknown {
-                count += 1
-                buckets[Message.fineBucket(of: id)].append(UInt32(s))
-            }
+            if rows[s].state == Row.unknown { count += 1 }
             if rows[s].state != m.state.rawValue || rows[s].incarnation != m.incarnation { noteChange(UInt32(s)) }
+            if rows[s].state != m.state.rawValue {
+                if rows[s].state != Row.unknown { stateCounts[Int(rows[s].state)] -= 1 }
+                stateCounts[Int(m.state.rawValue)] += 1
+            }
             rows[s] = Row(
                 incarnation: m.incarnation, stateChangedAt: m.stateChangedAt, lastHeard: m.lastHeard,
                 state: m.state.rawValue, presentPosition: rows[s].presentPosition)
@@ -252,16 +254,25 @@ struct MemberTable {
 
     func isKnown(slot s: Int) -> Bool { s < rows.count && rows[s].state != Row.unknown }
 
+    /// The id of the member in slot `s`.
+    func id(at s: Int) -> NodeID { directory.ids[s] }
+
+    /// The incarnation of the member in slot `s` if it is present (alive or suspect), read from its row alone.
+    func presentIncarnation(at s: Int) -> UInt64? {
+        let row = rows[s]
+        return row.state == MemberState.alive.rawValue || row.state == MemberState.suspect.rawValue
+            ? row.incarnation : nil
+    }
+
     /// One past the highest slot a row may use (a bound for sets of slots).
     var slotLimit: Int { rows.count }
 
     private mutating func remove(_ id: NodeID) {
         guard let s = knownSlot(id) else { return }
+        stateCounts[Int(rows[s].state)] -= 1
         rows[s] = Row()
         movedAddresses[UInt32(s)] = nil
         count -= 1
-        let b = Message.fineBucket(of: id)
-        if let i = buckets[b].firstIndex(of: UInt32(s)) { buckets[b].remove(at: i) }
         if !directory.isShared && !hasStatus(at: s) { directory.release(UInt32(s)) }
     }
 
@@ -341,24 +352,18 @@ struct MemberTable {
         return out
     }
 
-    /// The known members whose ids fall in bucket `b` (`Message.bucket(of:)`).
-    func members(inBucket b: Int) -> [Member] {
-        let group = Message.fineBucketCount / Message.bucketCount
-        var out: [Member] = []
-        for f in b * group..<(b + 1) * group {
-            for s in buckets[f] { out.append(member(at: Int(s))) }
+    /// How many known members are in `state`.
+    func count(_ state: MemberState) -> Int { stateCounts[Int(state.rawValue)] }
+
+    /// The ids of the known members in `state` whose state changed at or before `changedBy`, in slot order. Reads
+    /// the rows alone, and nothing at all when no member is in `state`: the periodic scans for failed and left
+    /// members run on every node of a quiet fleet.
+    func ids(in state: MemberState, changedBy: UInt64 = .max) -> [NodeID] {
+        var out: [NodeID] = []
+        guard count(state) > 0 else { return out }
+        for s in 0..<rows.count where rows[s].state == state.rawValue && rows[s].stateChangedAt <= changedBy {
+            out.append(directory.ids[s])
         }
         return out
-    }
-
-    /// The slots of the known members whose ids fall in fine bucket `f` (`Message.fineBucket(of:)`), for
-    /// `member(at:)`.
-    func slots(inFineBucket f: Int) -> [UInt32] { buckets[f] }
-
-    /// How many known members are in `state`.
-    func count(_ state: MemberState) -> Int {
-        var n = 0
-        for row in rows where row.state == state.rawValue { n += 1 }
-        return n
     }
 }

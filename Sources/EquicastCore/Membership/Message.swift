@@ -65,11 +65,15 @@ public struct Message: Equatable, Sendable {
     public var bucketDigests: [UInt64]
     /// How many present members (self included) the requester holds in each of those ranges.
     public var bucketCounts: [UInt16]
+    /// A sync request's fingerprint of each present member it holds (the low 16 bits of the member's digest
+    /// term), range by range in range order, `bucketCounts[b]` for range b; or none. The responder then sends,
+    /// of a differing range, only what the requester lacks instead of the whole range.
+    public var memberFingerprints: [UInt16]
 
     public init(
         type: MessageType, digest: UInt64, probeID: UInt32 = 0, target: NodeID = NodeID(rawValue: 0),
         targetAddress: SocketAddress? = nil, items: [GossipItem] = [], bucketDigests: [UInt64] = [],
-        bucketCounts: [UInt16] = []
+        bucketCounts: [UInt16] = [], memberFingerprints: [UInt16] = []
     ) {
         precondition(bucketCounts.count == bucketDigests.count)
         self.type = type
@@ -80,6 +84,7 @@ public struct Message: Equatable, Sendable {
         self.items = items
         self.bucketDigests = bucketDigests
         self.bucketCounts = bucketCounts
+        self.memberFingerprints = memberFingerprints
     }
 
     /// Id ranges of a sync request's bucket digests: the top 8 bits of a member's id pick its bucket.
@@ -108,7 +113,7 @@ public struct Message: Equatable, Sendable {
         case .ping: n += 4 + 8
         case .ack: n += 4
         case .pingRequest: n += 4 + 8 + 1 + (targetAddress?.family == .ipv6 ? 16 : 4) + 2
-        case .syncRequest: n += 2 + 10 * bucketDigests.count
+        case .syncRequest: n += 2 + 10 * bucketDigests.count + 4 + 2 * memberFingerprints.count
         case .gossip, .syncResponse: break
         }
         return n
@@ -158,6 +163,8 @@ public struct Message: Equatable, Sendable {
             w.write(UInt16(bucketDigests.count))
             for d in bucketDigests { w.write(d) }
             for c in bucketCounts { w.write(c) }
+            w.write(UInt32(memberFingerprints.count))
+            for f in memberFingerprints { w.write(f) }
         }
         return w.bytes
     }
@@ -253,6 +260,22 @@ public struct Message: Equatable, Sendable {
             for _ in 0..<buckets { m.bucketDigests.append(try r.readUInt64("bucket digest")) }
             m.bucketCounts.reserveCapacity(buckets)
             for _ in 0..<buckets { m.bucketCounts.append(try r.readUInt16("bucket member count")) }
+            let fingerprints = Int(try r.readUInt32("fingerprint count"))
+            if fingerprints > itemsMax {
+                throw .lengthOverLimit(field: "fingerprint count", length: fingerprints, limit: itemsMax)
+            }
+            if fingerprints != 0 {
+                var members = 0
+                for c in m.bucketCounts { members += Int(c) }
+                if fingerprints != members {
+                    throw .invalidValue(field: "fingerprint count", value: UInt64(fingerprints))
+                }
+                if fingerprints * 2 > r.remaining {
+                    throw .truncated(field: "member fingerprints", needed: fingerprints * 2, available: r.remaining)
+                }
+                m.memberFingerprints.reserveCapacity(fingerprints)
+                for _ in 0..<fingerprints { m.memberFingerprints.append(try r.readUInt16("member fingerprint")) }
+            }
         }
         if !r.isAtEnd { throw .trailingBytes(count: r.remaining) }
         return m

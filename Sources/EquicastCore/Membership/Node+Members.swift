@@ -137,11 +137,9 @@ extension Node {
 
     /// Forgets failed and left members after `reclaimAfter`.
     func reclaim(now: UInt64) {
-        var gone: [NodeID] = []
-        for m in table.values where !m.state.isPresent && m.id != id && now >= m.stateChangedAt + config.reclaimAfter {
-            gone.append(m.id)
-        }
-        for g in gone {
+        guard now >= config.reclaimAfter else { return }
+        let due = now - config.reclaimAfter
+        for g in table.ids(in: .failed, changedBy: due) + table.ids(in: .left, changedBy: due) where g != id {
             table[g] = nil
             opener.forget(sender: g)
             table.removeStatus(g)

@@ -72,7 +72,8 @@ extension Node {
             } else {
                 // The requester pulls what differs; if we lack something it has, we will pull it in turn.
                 noteDigest(message.digest, from: sender, now: now)
-                items = differingBuckets(message.bucketDigests, counts: message.bucketCounts)
+                items = differingBuckets(
+                    message.bucketDigests, counts: message.bucketCounts, fingerprints: message.memberFingerprints)
             }
             let reply = Message(type: .syncResponse, digest: digest, items: items)
             let frame = seal(reply, on: .stream, messageClass: .control)
@@ -291,40 +292,24 @@ extension Node {
     /// all. Bounded, so that a thousand nodes joining through one seed cost the seed little: the joiner then
     /// announces itself to these and pulls the rest of the view from the fleet, not from the seed.
     func introduction(for joiner: NodeID) -> [GossipItem] {
-        // Buckets outward from the joiner's until enough candidates, plus one more ring of buckets: a member
-        // outside those is farther than every candidate, so the nearest candidates are the nearest members.
-        var candidates: [Member] = []
-        let home = Message.bucket(of: joiner)
-        var k = 0
-        var extraRing = false
-        while k <= Message.bucketCount / 2 {
-            let up = (home + k) % Message.bucketCount
-            let down = (home - k + Message.bucketCount) % Message.bucketCount
-            for b in up == down ? [up] : [up, down] {
-                for m in table.members(inBucket: b) where m.id != id && m.id != joiner && m.state.isPresent {
-                    candidates.append(m)
-                }
-            }
-            k += 1
-            if extraRing { break }
-            if candidates.count >= Node.introductionSize { extraRing = true }
+        func distance(_ m: NodeID) -> UInt64 { min(m.rawValue &- joiner.rawValue, joiner.rawValue &- m.rawValue) }
+        func closer(_ a: NodeID, _ b: NodeID) -> Bool {
+            distance(a) < distance(b) || (distance(a) == distance(b) && a < b)
         }
-        func distance(_ m: Member) -> UInt64 { min(m.id.rawValue &- joiner.rawValue, joiner.rawValue &- m.id.rawValue) }
-        func closer(_ a: Member, _ b: Member) -> Bool {
-            distance(a) < distance(b) || (distance(a) == distance(b) && a.id < b.id)
-        }
-        // The nearest `nearCount`, in order, by insertion (a sort with this comparison would be one more sort in
-        // device code; see `sortedIDs`).
+        // The nearest `nearCount`, in order, by insertion in one pass over the table (a sort with this comparison
+        // would be one more sort in device code; see `sortedIDs`).
         let nearCount = Node.introductionSize * 3 / 4
-        var nearest: [Int] = []
-        for (i, m) in candidates.enumerated() {
+        var nearest: [NodeID] = []
+        for s in 0..<table.slotLimit where table.presentIncarnation(at: s) != nil {
+            let m = table.id(at: s)
+            guard m != id, m != joiner else { continue }
             var at = nearest.count
-            while at > 0 && closer(m, candidates[nearest[at - 1]]) { at -= 1 }
+            while at > 0 && closer(m, nearest[at - 1]) { at -= 1 }
             guard at < nearCount else { continue }
-            nearest.insert(i, at: at)
+            nearest.insert(m, at: at)
             if nearest.count > nearCount { nearest.removeLast() }
         }
-        var chosen = nearest.map { candidates[$0] }
+        var chosen = nearest.compactMap { table[$0] }
         var attempts = 0
         let others = present.count - (table.presentPosition(joiner) == nil ? 0 : 1)
         while chosen.count < Node.introductionSize && chosen.count < others && attempts < 4 * Node.introductionSize {
@@ -340,13 +325,21 @@ extension Node {
     }
 
     /// A reply to a member's pull: ourselves, then our latest departures (failed or left members) in buckets
-    /// whose digest differs from the requester's, then every other record of each differing bucket, whole
-    /// buckets, within `syncReplyByteBudget`. In a wave of failures the latest departures are what the requester
-    /// most likely lacks, and they are a few records in each of thousands of buckets: whole buckets from a
-    /// random start would carry a fraction of them. Buckets where we hold more members than the requester come
-    /// next, most first (the requester surely learns from them: a wave of joins); the rest follow from a random
-    /// starting bucket, so that replies cut short by the budget cover different ranges each time.
-    func differingBuckets(_ theirs: [UInt64], counts theirCounts: [UInt16]) -> [GossipItem] {
+    /// whose digest differs from the requester's, then the other records of each differing bucket, within
+    /// `syncReplyByteBudget`. In a wave of failures the latest departures are what the requester most likely
+    /// lacks, and they are a few records in each of thousands of buckets: whole buckets from a random start would
+    /// carry a fraction of them. Buckets where we hold more members than the requester come next, most first (the
+    /// requester surely learns from them: a wave of joins); the rest follow from a random starting bucket, so that
+    /// replies cut short by the budget cover different ranges each time.
+    ///
+    /// Of a differing bucket goes every departed member and every present one whose fingerprint the requester
+    /// did not list (`fingerprints`, range by range as its counts say): what it lacks, not the whole bucket. If
+    /// that leaves nothing, the requester holds members we lack (we will pull them in turn) when its count
+    /// exceeds the members it lists that we hold; otherwise the difference is one fingerprints cannot show (two
+    /// members sharing 16 bits) and the whole bucket goes. Without fingerprints, whole buckets go.
+    func differingBuckets(_ theirs: [UInt64], counts theirCounts: [UInt16], fingerprints: [UInt16] = [])
+        -> [GossipItem]
+    {
         let n = theirs.count
         let ours = bucketSummary(n)
         // Buckets where we are ahead, most gain first, then lower bucket: gain (< 65,536, counts are UInt16)
@@ -370,34 +363,88 @@ extension Node {
         for s in table.recentlyChanged {
             let word = Int(s) / 64
             let bit = UInt64(1) << UInt64(s % 64)
-            guard sent[word] & bit == 0, table.isKnown(slot: Int(s)) else { continue }
-            let m = table.member(at: Int(s))
-            let b = Int(m.id.rawValue >> shift)
-            guard !m.state.isPresent, theirs[b] != ours.digests[b] else { continue }
-            let item = GossipItem.member(syncRecord(m))
+            // Departures only, read from the row before a record is built: in a wave of joins the list is all
+            // arrivals.
+            guard sent[word] & bit == 0, table.isKnown(slot: Int(s)), table.presentIncarnation(at: Int(s)) == nil
+            else { continue }
+            let b = Int(table.id(at: Int(s)).rawValue >> shift)
+            guard theirs[b] != ours.digests[b] else { continue }
+            let item = GossipItem.member(syncRecord(table.member(at: Int(s))))
             if used + item.encodedByteCount > budget || items.count > config.membersMax { return items }
             items.append(item)
             used += item.encodedByteCount
             sent[word] |= bit
         }
-        // The table lists members by fine bucket: a coarse bucket is `group` of them, a finest one a quarter of
-        // one (told apart by the top `n` bits of the id).
-        let group = max(1, Message.fineBucketCount / n)
-        for b in ahead.map({ Int($0 & 0xffff) }) + other {
-            var bucket: [GossipItem] = []
-            var size = 0
-            let lists = n > Message.fineBucketCount ? b / (n / Message.fineBucketCount) : b * group
-            for f in lists..<lists + group {
-                for s in table.slots(inFineBucket: f) where sent[Int(s) / 64] & (UInt64(1) << UInt64(s % 64)) == 0 {
-                    let m = table.member(at: Int(s))
-                    guard m.id != id, Int(m.id.rawValue >> shift) == b else { continue }
-                    let item = GossipItem.member(syncRecord(m))
-                    bucket.append(item)
-                    size += item.encodedByteCount
-                }
+        // Where each bucket's fingerprints start (the last entry where they end), when the requester sent them.
+        var listed: [Int] = []
+        if !fingerprints.isEmpty {
+            listed.reserveCapacity(n + 1)
+            var total = 0
+            for c in theirCounts {
+                listed.append(total)
+                total += Int(c)
             }
-            if used + size > budget || items.count + bucket.count > config.membersMax + 1 { break }
-            items += bucket
+            listed.append(total)
+        }
+        func isListed(_ member: NodeID, _ incarnation: UInt64, bucket b: Int) -> Bool {
+            let f = Node.fingerprint(member, incarnation)
+            for i in listed[b]..<listed[b + 1] where fingerprints[i] == f { return true }
+            return false
+        }
+        // Each differing bucket's place in the reply.
+        let order = ahead.map { Int($0 & 0xffff) } + other
+        var rank = [Int32](repeating: -1, count: n)
+        for (r, b) in order.enumerated() { rank[b] = Int32(r) }
+        // One pass over the rows in slot order (which reads memory in order, where walking bucket by bucket would
+        // jump about the table): the members of differing buckets, each with its bucket's rank and whether the
+        // requester listed it, then sorted by rank (a counting sort: ranks are fewer than members).
+        let listedBit = UInt64(1) << 32
+        var found: [UInt64] = []
+        var perRank = [Int](repeating: 0, count: order.count + 1)
+        for s in 0..<table.slotLimit where table.isKnown(slot: s) && sent[s / 64] & (UInt64(1) << UInt64(s % 64)) == 0 {
+            let member = table.id(at: s)
+            let b = Int(member.rawValue >> shift)
+            guard rank[b] >= 0, member != id else { continue }
+            var entry = UInt64(rank[b]) << 33 | UInt64(s)
+            if !listed.isEmpty, let incarnation = table.presentIncarnation(at: s),
+                isListed(member, incarnation, bucket: b)
+            {
+                entry |= listedBit
+            }
+            found.append(entry)
+            perRank[Int(rank[b]) + 1] += 1
+        }
+        for r in 0..<order.count { perRank[r + 1] += perRank[r] }
+        var byRank = [UInt64](repeating: 0, count: found.count)
+        var next = perRank
+        for e in found {
+            let r = Int(e >> 33)
+            byRank[next[r]] = e
+            next[r] += 1
+        }
+        for (r, b) in order.enumerated() {
+            var bucket: [Int] = []
+            // Present members the requester listed.
+            var held: [Int] = []
+            for e in byRank[perRank[r]..<perRank[r + 1]] {
+                let s = Int(truncatingIfNeeded: e & 0xffff_ffff)
+                if e & listedBit != 0 { held.append(s) } else { bucket.append(s) }
+            }
+            if bucket.isEmpty && !listed.isEmpty {
+                let selfListed = Int(id.rawValue >> shift) == b && isListed(id, incarnation, bucket: b)
+                if Int(theirCounts[b]) > held.count + (selfListed ? 1 : 0) { continue }
+                bucket = held
+            }
+            var records: [GossipItem] = []
+            records.reserveCapacity(bucket.count)
+            var size = 0
+            for s in bucket {
+                let item = GossipItem.member(syncRecord(table.member(at: s)))
+                records.append(item)
+                size += item.encodedByteCount
+            }
+            if used + size > budget || items.count + records.count > config.membersMax + 1 { break }
+            items += records
             used += size
         }
         return items

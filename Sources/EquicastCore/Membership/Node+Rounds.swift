@@ -124,7 +124,8 @@ extension Node {
         let summary = buckets == 0 ? (digests: [UInt64](), counts: [UInt16]()) : bucketSummary(buckets)
         let request = Message(
             type: .syncRequest, digest: digest, items: [.member(selfUpdate)], bucketDigests: summary.digests,
-            bucketCounts: summary.counts)
+            bucketCounts: summary.counts,
+            memberFingerprints: buckets == 0 ? [] : memberFingerprints(counts: summary.counts))
         transmits.append(.streamOpen(id: sid, to: peer, bytes: seal(request, on: .stream)))
     }
 
@@ -152,8 +153,7 @@ extension Node {
     /// and their refutations spread. Against a node that is really gone it costs one refused connection.
     func reconnect(now: UInt64) {
         guard !isLeaving, pendingSyncs.isEmpty else { return }
-        var failed: [NodeID] = []
-        for m in table.values where m.state == .failed { failed.append(m.id) }
+        let failed = table.ids(in: .failed)
         guard !failed.isEmpty else { return }
         guard let m = table[failed.sortedIDs()[rng.below(failed.count)]] else { return }
         startSync(with: m.address, now: now)

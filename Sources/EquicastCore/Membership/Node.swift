@@ -342,6 +342,41 @@ public final class Node {
         return (digests, counts)
     }
 
+    /// The fingerprints of the present members (self included) for a pull naming `counts.count` ranges with these
+    /// counts (from `bucketSummary`): range by range, in slot order within a range. Empty if the table and the
+    /// counts disagree, which they never should (the pull then goes without).
+    func memberFingerprints(counts: [UInt16]) -> [UInt16] {
+        let n = counts.count
+        // Where each range's next fingerprint goes, and where the range ends.
+        var next: [Int] = []
+        var end: [Int] = []
+        next.reserveCapacity(n)
+        end.reserveCapacity(n)
+        var total = 0
+        for c in counts {
+            next.append(total)
+            total += Int(c)
+            end.append(total)
+        }
+        var out = [UInt16](repeating: 0, count: total)
+        let shift = UInt64(64 - n.trailingZeroBitCount)
+        // One pass over the rows in slot order, which reads memory in order; each fingerprint goes to its range.
+        for s in 0..<table.slotLimit {
+            guard let incarnation = table.presentIncarnation(at: s) else { continue }
+            let member = table.id(at: s)
+            let b = Int(member.rawValue >> shift)
+            guard next[b] < end[b] else { return [] }
+            out[next[b]] = Node.fingerprint(member, incarnation)
+            next[b] += 1
+        }
+        return next == end ? out : []
+    }
+
+    /// What a pull lists of each member it holds: the low 16 bits of the member's digest term.
+    static func fingerprint(_ member: NodeID, _ incarnation: UInt64) -> UInt16 {
+        UInt16(truncatingIfNeeded: digestTerm(member, incarnation))
+    }
+
     /// A member's view of more than this many members pulls by fine buckets, and of more than
     /// `finestBucketsFrom` by the finest: the request grows (10 bytes a range, 40 KiB for the finest) while the
     /// reply sheds the members the requester already holds in a differing range.
