@@ -163,9 +163,14 @@ struct MemberTable {
     private var recent: [UInt32] = []
     private var recentNext = 0
     static let recentCapacity = 2048
-    /// The fleet's update statuses, by slot like the rows (allocated up to the highest slot with a status): a
-    /// simulated node holds one per fleet member, so a dictionary of them would be most of its memory.
+    /// The fleet's update statuses: the first `sparseStatusesMax` by slot in a dictionary (a node that holds only
+    /// its own would otherwise allocate rows up to its slot, 480 KiB in a 10,000-node simulator), then all of them
+    /// by slot like the rows: a simulated node in a rollout holds one per fleet member, and a dictionary of those
+    /// would be most of its memory.
+    private var sparseStatuses: [UInt32: StatusRow] = [:]
+    /// Empty until the statuses outgrow `sparseStatuses`.
     private var statusRows: [StatusRow] = []
+    static let sparseStatusesMax = 64
     /// Statuses held.
     private(set) var statusCount = 0
 
@@ -208,7 +213,12 @@ struct MemberTable {
             }
             precondition(m.id == id)
             let s = Int(directory.intern(id, address: m.address))
-            if s >= rows.count { rows.append(contentsOf: repeatElement(Row(), count: s + 1 - rows.count)) }
+            if s >= rows.count {
+                // In a simulator's shared directory the fleet is known: the table's size is reserved once rather
+                // than grown by doubling, each step a copy into freshly faulted memory.
+                if directory.isShared && rows.capacity <= s { rows.reserveCapacity(max(s + 1, directory.slotCount)) }
+                rows.append(contentsOf: repeatElement(Row(), count: s + 1 - rows.count))
+            }
             if rows[s].state == Row.unknown { count += 1 }
             if rows[s].state != m.state.rawValue || rows[s].incarnation != m.incarnation { noteChange(UInt32(s)) }
             if rows[s].state != m.state.rawValue {
@@ -276,10 +286,34 @@ struct MemberTable {
         if !directory.isShared && !hasStatus(at: s) { directory.release(UInt32(s)) }
     }
 
-    private func hasStatus(at s: Int) -> Bool { s < statusRows.count && statusRows[s].state != StatusRow.none }
+    private func statusRow(at s: Int) -> StatusRow? {
+        if statusRows.isEmpty { return sparseStatuses[UInt32(s)] }
+        return s < statusRows.count && statusRows[s].state != StatusRow.none ? statusRows[s] : nil
+    }
+
+    private func hasStatus(at s: Int) -> Bool { statusRow(at: s) != nil }
+
+    /// Stores (or with nil clears) slot `s`'s status row, moving every row to the array by slot once the
+    /// dictionary is full.
+    private mutating func setStatusRow(_ row: StatusRow?, at s: Int) {
+        if statusRows.isEmpty {
+            if row == nil || sparseStatuses[UInt32(s)] != nil || sparseStatuses.count < MemberTable.sparseStatusesMax {
+                sparseStatuses[UInt32(s)] = row
+                return
+            }
+            let highest = max(s, Int(sparseStatuses.keys.max() ?? 0))
+            statusRows = [StatusRow](repeating: StatusRow(), count: highest + 1)
+            for (slot, r) in sparseStatuses { statusRows[Int(slot)] = r }
+            sparseStatuses = [:]
+        }
+        if s >= statusRows.count {
+            statusRows.append(contentsOf: repeatElement(StatusRow(), count: s + 1 - statusRows.count))
+        }
+        statusRows[s] = row ?? StatusRow()
+    }
 
     private func status(at s: Int) -> NodeStatus {
-        let r = statusRows[s]
+        let r = statusRow(at: s) ?? StatusRow()
         return NodeStatus(
             node: directory.ids[s], productTag: r.productTag, sequence: r.sequence,
             installedVersion: r.installedVersion, targetVersion: r.targetVersion,
@@ -296,19 +330,17 @@ struct MemberTable {
     /// slot is then kept for the status alone.
     mutating func setStatus(_ st: NodeStatus) {
         let s = Int(directory.intern(st.node, address: SocketAddress(ipv4: 0, 0, 0, 0, port: 0)))
-        if s >= statusRows.count {
-            statusRows.append(contentsOf: repeatElement(StatusRow(), count: s + 1 - statusRows.count))
-        }
-        if statusRows[s].state == StatusRow.none { statusCount += 1 }
-        statusRows[s] = StatusRow(
-            productTag: st.productTag, sequence: st.sequence, installedVersion: st.installedVersion,
-            targetVersion: st.targetVersion, chunksHave: st.chunksHave, chunksTotal: st.chunksTotal,
-            state: st.state.rawValue)
+        if !hasStatus(at: s) { statusCount += 1 }
+        setStatusRow(
+            StatusRow(
+                productTag: st.productTag, sequence: st.sequence, installedVersion: st.installedVersion,
+                targetVersion: st.targetVersion, chunksHave: st.chunksHave, chunksTotal: st.chunksTotal,
+                state: st.state.rawValue), at: s)
     }
 
     mutating func removeStatus(_ id: NodeID) {
         guard let s = directory.slot(of: id).map(Int.init), hasStatus(at: s) else { return }
-        statusRows[s] = StatusRow()
+        setStatusRow(nil, at: s)
         statusCount -= 1
         let isMember = s < rows.count && rows[s].state != Row.unknown
         if !directory.isShared && !isMember { directory.release(UInt32(s)) }
@@ -318,7 +350,11 @@ struct MemberTable {
     var statuses: [NodeStatus] {
         var out: [NodeStatus] = []
         out.reserveCapacity(statusCount)
-        for s in 0..<statusRows.count where statusRows[s].state != StatusRow.none { out.append(status(at: s)) }
+        if statusRows.isEmpty {
+            for s in sparseStatuses.keys.sorted() { out.append(status(at: Int(s))) }
+        } else {
+            for s in 0..<statusRows.count where statusRows[s].state != StatusRow.none { out.append(status(at: s)) }
+        }
         return out
     }
 
