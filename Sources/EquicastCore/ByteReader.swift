@@ -78,26 +78,56 @@ public struct ByteReader {
     }
 }
 
-/// Big-endian writer; the counterpart of `ByteReader`.
+/// Big-endian writer; the counterpart of `ByteReader`. Writes go into storage grown ahead of them (one check per
+/// field, not an array append per byte run), which `bytes` hands over, trimmed if it was sized too large.
 public struct ByteWriter {
-    public private(set) var bytes: [UInt8]
+    private var storage: [UInt8]
+    public private(set) var count = 0
 
+    /// - Parameter capacity: the expected size; an exact one spares `bytes` a copy.
     public init(capacity: Int = 64) {
-        bytes = []
-        bytes.reserveCapacity(capacity)
+        storage = [UInt8](repeating: 0, count: max(capacity, 1))
     }
 
-    public var count: Int { bytes.count }
+    public var bytes: [UInt8] { count == storage.count ? storage : Array(storage[0..<count]) }
 
-    public mutating func write(_ v: UInt8) { bytes.append(v) }
+    private mutating func reserve(_ n: Int) {
+        if count + n > storage.count {
+            storage.append(contentsOf: repeatElement(0, count: max(storage.count, count + n - storage.count)))
+        }
+    }
 
-    public mutating func write(_ v: UInt16) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
+    public mutating func write(_ v: UInt8) {
+        reserve(1)
+        storage[count] = v
+        count += 1
+    }
 
-    public mutating func write(_ v: UInt32) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
+    public mutating func write(_ v: UInt16) { store(v.bigEndian) }
 
-    public mutating func write(_ v: UInt64) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
+    public mutating func write(_ v: UInt32) { store(v.bigEndian) }
 
-    public mutating func write(_ b: [UInt8]) { bytes.append(contentsOf: b) }
+    public mutating func write(_ v: UInt64) { store(v.bigEndian) }
+
+    private mutating func store<T: FixedWidthInteger>(_ v: T) {
+        let n = MemoryLayout<T>.size
+        reserve(n)
+        let at = count
+        storage.withUnsafeMutableBytes { $0.storeBytes(of: v, toByteOffset: at, as: T.self) }
+        count += n
+    }
+
+    public mutating func write(_ b: [UInt8]) {
+        guard !b.isEmpty else { return }
+        reserve(b.count)
+        let at = count
+        storage.withUnsafeMutableBytes { dst in
+            b.withUnsafeBytes { src in
+                dst.baseAddress!.advanced(by: at).copyMemory(from: src.baseAddress!, byteCount: src.count)
+            }
+        }
+        count += b.count
+    }
 
     /// Writes a 16-bit length prefix and the bytes; the caller guarantees `b.count` fits its field's limit.
     public mutating func writeLengthPrefixed(_ b: [UInt8]) {
@@ -108,6 +138,7 @@ public struct ByteWriter {
 
     /// Overwrites a 32-bit big-endian value at `offset` (for lengths known only after the body is written).
     public mutating func patch(_ v: UInt32, at offset: Int) {
-        for i in 0..<4 { bytes[offset + i] = UInt8((v >> UInt32(24 - 8 * i)) & 0xff) }
+        precondition(offset + 4 <= count)
+        for i in 0..<4 { storage[offset + i] = UInt8((v >> UInt32(24 - 8 * i)) & 0xff) }
     }
 }

@@ -29,12 +29,14 @@ public struct FrameSealer {
             messageClass: messageClass, flags: encryptionEnabled ? .encrypted : FrameFlags(rawValue: 0),
             keyID: key.keyID, sender: sender, sequence: sequence, nonce: nonce,
             bodyLength: UInt32(payload.count + Frame.tagByteCount))
-        var w = ByteWriter(capacity: Frame.headerByteCount + payload.count + Frame.tagByteCount)
+        var w = ByteWriter(capacity: Frame.headerByteCount)
         header.encode(into: &w)
-        var out = w.bytes
+        let headerBytes = w.bytes
+        var out: [UInt8] = []
+        out.reserveCapacity(headerBytes.count + payload.count + Frame.tagByteCount)
+        out.append(contentsOf: headerBytes)
         if encryptionEnabled {
-            let headerCopy = out
-            headerCopy.withUnsafeBytes { ad in
+            headerBytes.withUnsafeBytes { ad in
                 payload.withUnsafeBytes { p in
                     nonce.withUnsafeBytes { n in
                         // Cannot fail: the nonce length was checked above.

@@ -62,21 +62,24 @@ public final class MemberDirectory {
 }
 
 /// An open-addressing hash table from 64-bit ids to slots: a multiply-shift hash of the salted id and linear
-/// probing. Member lookups are the core's most frequent operation (every item of every packet), and the
-/// standard library's SipHash dictionary costs several times more per lookup.
+/// probing, each key stored beside its slot (one cache line per probe). Member lookups are the core's most
+/// frequent operation (every item of every packet), and the standard library's SipHash dictionary costs several
+/// times more per lookup.
 struct IDIndex {
+    private struct Entry {
+        var key: UInt64 = 0
+        var value: UInt32 = IDIndex.empty
+    }
     private static let empty = UInt32.max
     private static let deleted = UInt32.max - 1
     private let salt: UInt64
-    private var keys: [UInt64]
-    private var values: [UInt32]
+    private var entries: [Entry]
     private var shift: UInt64
     private var used = 0  // live entries and tombstones
 
     init(salt: UInt64) {
         self.salt = salt
-        keys = [UInt64](repeating: 0, count: 16)
-        values = [UInt32](repeating: IDIndex.empty, count: 16)
+        entries = [Entry](repeating: Entry(), count: 16)
         shift = 64 - 4
     }
 
@@ -85,33 +88,32 @@ struct IDIndex {
     }
 
     func find(_ key: UInt64) -> UInt32? {
-        let mask = keys.count - 1
+        let mask = entries.count - 1
         var i = home(key)
         while true {
-            let v = values[i]
-            if v == IDIndex.empty { return nil }
-            if v != IDIndex.deleted && keys[i] == key { return v }
+            let e = entries[i]
+            if e.value == IDIndex.empty { return nil }
+            if e.value != IDIndex.deleted && e.key == key { return e.value }
             i = (i + 1) & mask
         }
     }
 
     /// Adds `key`, which must not be present.
     mutating func insert(_ key: UInt64, _ value: UInt32) {
-        if (used + 1) * 2 > keys.count { grow() }
-        let mask = keys.count - 1
+        if (used + 1) * 2 > entries.count { grow() }
+        let mask = entries.count - 1
         var i = home(key)
-        while values[i] != IDIndex.empty && values[i] != IDIndex.deleted { i = (i + 1) & mask }
-        if values[i] == IDIndex.empty { used += 1 }
-        keys[i] = key
-        values[i] = value
+        while entries[i].value != IDIndex.empty && entries[i].value != IDIndex.deleted { i = (i + 1) & mask }
+        if entries[i].value == IDIndex.empty { used += 1 }
+        entries[i] = Entry(key: key, value: value)
     }
 
     mutating func remove(_ key: UInt64) {
-        let mask = keys.count - 1
+        let mask = entries.count - 1
         var i = home(key)
-        while values[i] != IDIndex.empty {
-            if values[i] != IDIndex.deleted && keys[i] == key {
-                values[i] = IDIndex.deleted
+        while entries[i].value != IDIndex.empty {
+            if entries[i].value != IDIndex.deleted && entries[i].key == key {
+                entries[i].value = IDIndex.deleted
                 return
             }
             i = (i + 1) & mask
@@ -120,19 +122,15 @@ struct IDIndex {
 
     /// Doubles the table (or rebuilds it at the same size when tombstones filled it).
     private mutating func grow() {
-        let oldKeys = keys
-        let oldValues = values
+        let old = entries
         var live = 0
-        for v in oldValues where v != IDIndex.empty && v != IDIndex.deleted { live += 1 }
-        var size = oldKeys.count
+        for e in old where e.value != IDIndex.empty && e.value != IDIndex.deleted { live += 1 }
+        var size = old.count
         while (live + 1) * 4 > size { size *= 2 }
-        keys = [UInt64](repeating: 0, count: size)
-        values = [UInt32](repeating: IDIndex.empty, count: size)
+        entries = [Entry](repeating: Entry(), count: size)
         shift = 64 - UInt64(size.trailingZeroBitCount)
         used = 0
-        for i in 0..<oldKeys.count where oldValues[i] != IDIndex.empty && oldValues[i] != IDIndex.deleted {
-            insert(oldKeys[i], oldValues[i])
-        }
+        for e in old where e.value != IDIndex.empty && e.value != IDIndex.deleted { insert(e.key, e.value) }
     }
 }
 

@@ -120,7 +120,7 @@ public struct Message: Equatable, Sendable {
     }
 
     public func encode() -> [UInt8] {
-        var w = ByteWriter(capacity: headerByteCount + items.count * 40)
+        var w = ByteWriter(capacity: headerByteCount + items.reduce(0) { $0 + $1.encodedByteCount })
         w.write(type.rawValue)
         w.write(digest)
         switch type {
