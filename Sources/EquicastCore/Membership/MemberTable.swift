@@ -210,32 +210,46 @@ struct MemberTable {
                 return
             }
             precondition(m.id == id)
-            let s = Int(directory.intern(id, address: m.address))
-            if s >= rows.count {
-                // In a simulator's shared directory the fleet is known: the table's size is reserved once rather
-                // than grown by doubling, each step a copy into freshly faulted memory.
-                if directory.isShared && rows.capacity <= s { rows.reserveCapacity(max(s + 1, directory.slotCount)) }
-                rows.append(contentsOf: repeatElement(Row(), count: s + 1 - rows.count))
-            }
-            if rows[s].state == Row.unknown { count += 1 }
-            if rows[s].state != m.state.rawValue || rows[s].incarnation != m.incarnation { noteChange(UInt32(s)) }
-            if rows[s].state != m.state.rawValue {
-                if rows[s].state != Row.unknown { stateCounts[Int(rows[s].state)] -= 1 }
-                stateCounts[Int(m.state.rawValue)] += 1
-            }
-            rows[s] = Row(
-                incarnation: m.incarnation, stateChangedAt: m.stateChangedAt, lastHeard: m.lastHeard,
-                state: m.state.rawValue, presentPosition: rows[s].presentPosition)
-            if directory.isShared {
-                if m.address == directory.addresses[s] {
-                    if !movedAddresses.isEmpty { movedAddresses[UInt32(s)] = nil }
-                } else {
-                    movedAddresses[UInt32(s)] = m.address
-                }
-            } else if m.address != directory.addresses[s] {
-                directory.setAddress(m.address, slot: UInt32(s))
-            }
+            store(m)
         }
+    }
+
+    /// Adds a member not known before, at `presentPosition` in the node's list of present members: one id
+    /// lookup, where the subscript and `setPresentPosition` take two (a join adds every member to every node).
+    mutating func add(_ m: Member, presentPosition: Int) {
+        let s = store(m)
+        rows[s].presentPosition = Int32(presentPosition)
+    }
+
+    /// Writes `m`'s row, keeping its present position; returns its slot.
+    @discardableResult
+    private mutating func store(_ m: Member) -> Int {
+        let s = Int(directory.intern(m.id, address: m.address))
+        if s >= rows.count {
+            // In a simulator's shared directory the fleet is known: the table's size is reserved once rather
+            // than grown by doubling, each step a copy into freshly faulted memory.
+            if directory.isShared && rows.capacity <= s { rows.reserveCapacity(max(s + 1, directory.slotCount)) }
+            rows.append(contentsOf: repeatElement(Row(), count: s + 1 - rows.count))
+        }
+        if rows[s].state == Row.unknown { count += 1 }
+        if rows[s].state != m.state.rawValue || rows[s].incarnation != m.incarnation { noteChange(UInt32(s)) }
+        if rows[s].state != m.state.rawValue {
+            if rows[s].state != Row.unknown { stateCounts[Int(rows[s].state)] -= 1 }
+            stateCounts[Int(m.state.rawValue)] += 1
+        }
+        rows[s] = Row(
+            incarnation: m.incarnation, stateChangedAt: m.stateChangedAt, lastHeard: m.lastHeard,
+            state: m.state.rawValue, presentPosition: rows[s].presentPosition)
+        if directory.isShared {
+            if m.address == directory.addresses[s] {
+                if !movedAddresses.isEmpty { movedAddresses[UInt32(s)] = nil }
+            } else {
+                movedAddresses[UInt32(s)] = m.address
+            }
+        } else if m.address != directory.addresses[s] {
+            directory.setAddress(m.address, slot: UInt32(s))
+        }
+        return s
     }
 
     private mutating func noteChange(_ slot: UInt32) {
@@ -266,6 +280,9 @@ struct MemberTable {
     func id(at s: Int) -> NodeID { directory.ids[s] }
 
     /// The incarnation of the member in slot `s` if it is present (alive or suspect), read from its row alone.
+    /// True if the member in slot `s` is suspect.
+    func isSuspect(at s: Int) -> Bool { rows[s].state == MemberState.suspect.rawValue }
+
     func presentIncarnation(at s: Int) -> UInt64? {
         let row = rows[s]
         return row.state == MemberState.alive.rawValue || row.state == MemberState.suspect.rawValue

@@ -6,7 +6,8 @@ extension Node {
         if u.id == id { return applyAboutSelf(u, now: now) }
         // Stale news (the common case) is refused before the member's row is read in full; the rules below
         // say the same.
-        if let known = table.stateAndIncarnation(u.id) {
+        let known = table.stateAndIncarnation(u.id)
+        if let known {
             if u.state == .alive
                 ? u.incarnation <= known.incarnation
                 : !known.state.isPresent || u.incarnation < known.incarnation
@@ -14,13 +15,16 @@ extension Node {
                 return false
             }
         }
-        guard var m = table[u.id] else {
+        guard known != nil, var m = table[u.id] else {
             // Unknown member: only a live announcement adds it; news of the death of a stranger is not kept.
             guard u.state.isPresent, table.count < config.membersMax else { return false }
-            table[u.id] = Member(
-                id: u.id, address: u.address, state: .alive, incarnation: u.incarnation, stateChangedAt: now,
-                lastHeard: 0)
-            addPresent(u.id, incarnation: u.incarnation)
+            table.add(
+                Member(
+                    id: u.id, address: u.address, state: .alive, incarnation: u.incarnation, stateChangedAt: now,
+                    lastHeard: 0), presentPosition: present.count)
+            present.append(u.id)
+            ring.add(u.id)
+            addToDigest(u.id, u.incarnation)
             events.append(.memberJoined(u.id, u.address))
             if u.state == .suspect { return apply(u, now: now) || true }
             return true

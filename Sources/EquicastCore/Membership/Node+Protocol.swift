@@ -81,8 +81,10 @@ extension Node {
         case (.syncResponse, .outgoing(let sid)):
             guard pendingSyncs.removeValue(forKey: sid) != nil else { return }
             let joining = present.isEmpty
+            let presentBefore = present.count
             let changed = merge(message.items, from: sender, now: now)
             counters.syncsCompleted += 1
+            pullWithFingerprints = joining || present.count >= presentBefore + Node.fingerprintPullGain
             if changed > 0 && !joining {
                 // A pull that changed our view may go on at once: a node far behind (after a mass join, a wave of
                 // failures or a long partition) catches up at network speed. A reply carries only buckets that
@@ -386,8 +388,8 @@ extension Node {
             }
             listed.append(total)
         }
-        func isListed(_ member: NodeID, _ incarnation: UInt64, bucket b: Int) -> Bool {
-            let f = Node.fingerprint(member, incarnation)
+        func isListed(_ member: NodeID, _ incarnation: UInt64, suspect: Bool, bucket b: Int) -> Bool {
+            let f = Node.fingerprint(member, incarnation, suspect: suspect)
             for i in listed[b]..<listed[b + 1] where fingerprints[i] == f { return true }
             return false
         }
@@ -407,7 +409,7 @@ extension Node {
             guard rank[b] >= 0, member != id else { continue }
             var entry = UInt64(rank[b]) << 33 | UInt64(s)
             if !listed.isEmpty, let incarnation = table.presentIncarnation(at: s),
-                isListed(member, incarnation, bucket: b)
+                isListed(member, incarnation, suspect: table.isSuspect(at: s), bucket: b)
             {
                 entry |= listedBit
             }
@@ -431,7 +433,7 @@ extension Node {
                 if e & listedBit != 0 { held.append(s) } else { bucket.append(s) }
             }
             if bucket.isEmpty && !listed.isEmpty {
-                let selfListed = Int(id.rawValue >> shift) == b && isListed(id, incarnation, bucket: b)
+                let selfListed = Int(id.rawValue >> shift) == b && isListed(id, incarnation, suspect: false, bucket: b)
                 if Int(theirCounts[b]) > held.count + (selfListed ? 1 : 0) { continue }
                 bucket = held
             }

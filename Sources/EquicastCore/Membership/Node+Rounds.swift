@@ -125,7 +125,7 @@ extension Node {
         let request = Message(
             type: .syncRequest, digest: digest, items: [.member(selfUpdate)], bucketDigests: summary.digests,
             bucketCounts: summary.counts,
-            memberFingerprints: buckets == 0 ? [] : memberFingerprints(counts: summary.counts))
+            memberFingerprints: buckets == 0 || !pullWithFingerprints ? [] : memberFingerprints(counts: summary.counts))
         transmits.append(.streamOpen(id: sid, to: peer, bytes: seal(request, on: .stream)))
     }
 

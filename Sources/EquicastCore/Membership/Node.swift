@@ -103,6 +103,10 @@ public final class Node {
     /// Wait after the next mismatch sync: doubles from GossipInterval to SyncInterval while mismatches keep
     /// coming, back to the start after a quiet 2 * SyncInterval.
     var syncBackoff: UInt64 = 0
+    /// Whether the next pull lists member fingerprints: true while pulls keep bringing members this node lacked
+    /// (a join, a healed partition), when the reply would otherwise repeat most of what it holds. A pull after a
+    /// small change or during a wave of failures goes without: 2 bytes per member held would be most of it.
+    var pullWithFingerprints = true
     var lastMismatchSync: UInt64 = 0
     var nextReclaim: UInt64
     var nextReconnect: UInt64
@@ -312,6 +316,9 @@ public final class Node {
     /// Members a joining node is introduced to (see `introduction(for:)`).
     static let introductionSize = 32
 
+    /// Members a pull must add to the view for the next pull to list fingerprints (see `pullWithFingerprints`).
+    static let fingerprintPullGain = 32
+
     func addToDigest(_ member: NodeID, _ incarnation: UInt64) {
         let t = Node.digestTerm(member, incarnation)
         let b = Message.finestBucket(of: member)
@@ -366,15 +373,18 @@ public final class Node {
             let member = table.id(at: s)
             let b = Int(member.rawValue >> shift)
             guard next[b] < end[b] else { return [] }
-            out[next[b]] = Node.fingerprint(member, incarnation)
+            out[next[b]] = Node.fingerprint(member, incarnation, suspect: table.isSuspect(at: s))
             next[b] += 1
         }
         return next == end ? out : []
     }
 
-    /// What a pull lists of each member it holds: the low 16 bits of the member's digest term.
-    static func fingerprint(_ member: NodeID, _ incarnation: UInt64) -> UInt16 {
-        UInt16(truncatingIfNeeded: digestTerm(member, incarnation))
+    /// What a pull lists of each member it holds: the low 16 bits of the member's digest term, inverted for a
+    /// suspect. Suspicion is not in the digest; this way a reply that covers the member's range also carries a
+    /// suspicion the requester has not heard of, as whole buckets did.
+    static func fingerprint(_ member: NodeID, _ incarnation: UInt64, suspect: Bool) -> UInt16 {
+        let f = UInt16(truncatingIfNeeded: digestTerm(member, incarnation))
+        return suspect ? ~f : f
     }
 
     /// A member's view of more than this many members pulls by fine buckets, and of more than
