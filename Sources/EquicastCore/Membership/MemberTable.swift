@@ -161,11 +161,11 @@ struct MemberTable {
     private var recent: [UInt32] = []
     private var recentNext = 0
     static let recentCapacity = 2048
-    /// The fleet's update statuses: the first `sparseStatusesMax` by slot in a dictionary (a node that holds only
-    /// its own would otherwise allocate rows up to its slot, 480 KiB in a 10,000-node simulator), then all of them
-    /// by slot like the rows: a simulated node in a rollout holds one per fleet member, and a dictionary of those
-    /// would be most of its memory.
-    private var sparseStatuses: [UInt32: StatusRow] = [:]
+    /// The fleet's update statuses: the first `sparseStatusesMax` in a short list of (slot, row) (a node that
+    /// holds only its own would otherwise allocate rows up to its slot, 480 KiB in a 10,000-node simulator), then
+    /// all of them by slot like the rows: a simulated node in a rollout holds one per fleet member, and a
+    /// dictionary of those would be most of its memory.
+    private var sparseStatuses: [(slot: UInt32, row: StatusRow)] = []
     /// Empty until the statuses outgrow `sparseStatuses`.
     private var statusRows: [StatusRow] = []
     static let sparseStatusesMax = 64
@@ -302,7 +302,7 @@ struct MemberTable {
     }
 
     private func statusRow(at s: Int) -> StatusRow? {
-        if statusRows.isEmpty { return sparseStatuses[UInt32(s)] }
+        if statusRows.isEmpty { return sparseStatuses.first { $0.slot == UInt32(s) }?.row }
         return s < statusRows.count && statusRows[s].state != StatusRow.none ? statusRows[s] : nil
     }
 
@@ -312,14 +312,25 @@ struct MemberTable {
     /// dictionary is full.
     private mutating func setStatusRow(_ row: StatusRow?, at s: Int) {
         if statusRows.isEmpty {
-            if row == nil || sparseStatuses[UInt32(s)] != nil || sparseStatuses.count < MemberTable.sparseStatusesMax {
-                sparseStatuses[UInt32(s)] = row
+            let at = sparseStatuses.firstIndex { $0.slot == UInt32(s) }
+            if let at, let row {
+                sparseStatuses[at].row = row
                 return
             }
-            let highest = max(s, Int(sparseStatuses.keys.max() ?? 0))
+            if let at {
+                sparseStatuses.remove(at: at)
+                return
+            }
+            guard let row else { return }
+            if sparseStatuses.count < MemberTable.sparseStatusesMax {
+                sparseStatuses.append((UInt32(s), row))
+                return
+            }
+            var highest = s
+            for e in sparseStatuses { highest = max(highest, Int(e.slot)) }
             statusRows = [StatusRow](repeating: StatusRow(), count: highest + 1)
-            for (slot, r) in sparseStatuses { statusRows[Int(slot)] = r }
-            sparseStatuses = [:]
+            for e in sparseStatuses { statusRows[Int(e.slot)] = e.row }
+            sparseStatuses = []
         }
         if s >= statusRows.count {
             statusRows.append(contentsOf: repeatElement(StatusRow(), count: s + 1 - statusRows.count))
@@ -366,7 +377,7 @@ struct MemberTable {
         var out: [NodeStatus] = []
         out.reserveCapacity(statusCount)
         if statusRows.isEmpty {
-            for s in sparseStatuses.keys.sorted() { out.append(status(at: Int(s))) }
+            for s in sparseStatuses.map({ $0.slot }).sorted() { out.append(status(at: Int(s))) }
         } else {
             for s in 0..<statusRows.count where statusRows[s].state != StatusRow.none { out.append(status(at: s)) }
         }
