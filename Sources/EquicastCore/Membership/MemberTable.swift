@@ -279,10 +279,10 @@ struct MemberTable {
     /// The id of the member in slot `s`.
     func id(at s: Int) -> NodeID { directory.ids[s] }
 
-    /// The incarnation of the member in slot `s` if it is present (alive or suspect), read from its row alone.
     /// True if the member in slot `s` is suspect.
     func isSuspect(at s: Int) -> Bool { rows[s].state == MemberState.suspect.rawValue }
 
+    /// The incarnation of the member in slot `s` if it is present (alive or suspect), read from its row alone.
     func presentIncarnation(at s: Int) -> UInt64? {
         let row = rows[s]
         return row.state == MemberState.alive.rawValue || row.state == MemberState.suspect.rawValue
@@ -308,8 +308,8 @@ struct MemberTable {
 
     private func hasStatus(at s: Int) -> Bool { statusRow(at: s) != nil }
 
-    /// Stores (or with nil clears) slot `s`'s status row, moving every row to the array by slot once the
-    /// dictionary is full.
+    /// Stores (or with nil clears) slot `s`'s status row, moving every row to the array by slot once the short
+    /// list is full.
     private mutating func setStatusRow(_ row: StatusRow?, at s: Int) {
         if statusRows.isEmpty {
             let at = sparseStatuses.firstIndex { $0.slot == UInt32(s) }

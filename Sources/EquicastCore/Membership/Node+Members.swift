@@ -22,9 +22,7 @@ extension Node {
                 Member(
                     id: u.id, address: u.address, state: .alive, incarnation: u.incarnation, stateChangedAt: now,
                     lastHeard: 0), presentPosition: present.count)
-            present.append(u.id)
-            ring.add(u.id)
-            addToDigest(u.id, u.incarnation)
+            addPresent(u.id, incarnation: u.incarnation, positioned: true)
             events.append(.memberJoined(u.id, u.address))
             if u.state == .suspect { return apply(u, now: now) || true }
             return true
@@ -95,8 +93,9 @@ extension Node {
         return false  // the refutation is queued here; the suspicion itself is not re-gossiped
     }
 
-    func addPresent(_ member: NodeID, incarnation: UInt64) {
-        table.setPresentPosition(member, present.count)
+    /// Appends a member to the present list. `positioned`: its row already holds its position (`MemberTable.add`).
+    func addPresent(_ member: NodeID, incarnation: UInt64, positioned: Bool = false) {
+        if !positioned { table.setPresentPosition(member, present.count) }
         present.append(member)
         ring.add(member)
         addToDigest(member, incarnation)
