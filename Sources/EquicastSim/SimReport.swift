@@ -9,6 +9,9 @@ public struct SimReport: Sendable {
     /// For crash and partition runs: the fault's moment and when the fleet next agreed (ms).
     public let faultAt: UInt64?
     public let faultConverged: UInt64?
+    /// For crash runs: the moment (µs) the last survivor marked the last crashed node failed, from the nodes'
+    /// events rather than the samples.
+    public let crashDetected: UInt64?
     public let livenessConverged: UInt64?
     public let datagramsSent: UInt64
     public let datagramsLost: UInt64
@@ -38,6 +41,7 @@ public struct SimReport: Sendable {
         livenessConverged = sim.livenessConvergedAt
         // A run ends at the first agreement after the fault phase, possibly between two samples.
         faultConverged = faultAt.flatMap { sim.firstFullConvergence(after: $0) ?? sim.livenessConvergedAt }
+        crashDetected = sim.crashDetectedAt
         datagramsSent = sim.datagramsSent
         datagramsLost = sim.datagramsLost
         bytesSent = sim.bytesSent
@@ -76,8 +80,9 @@ public struct SimReport: Sendable {
         switch options.scenario {
         case .crash:
             let crashed = Int((Double(n) * options.crashFraction).rounded())
+            // The exact moment when the nodes' events show it; the first sample with every view right otherwise.
             let detected =
-                faultConverged.map {
+                (crashDetected.map { $0 / 1000 } ?? faultConverged).map {
                     "every survivor has marked all of them failed at \(seconds($0)) s, \(seconds($0 - options.crashAt)) s after the crash"
                 } ?? "the survivors never all marked them failed"
             lines.append("crash: \(crashed) of \(n) crashed at \(seconds(options.crashAt)) s; \(detected)")

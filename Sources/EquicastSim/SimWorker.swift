@@ -47,6 +47,9 @@ final class SimWorker {
     var truthDelta: UInt64 = 0
     var eventsHandled: UInt64 = 0
     var streamsOpened: UInt64 = 0
+    /// Verdicts "failed" about down nodes given in this window, and the moment of the last one so far (µs).
+    var failedVerdicts = 0
+    var lastFailedVerdict: UInt64 = 0
     /// The latest moment handled.
     var lastTime: UInt64 = 0
 
@@ -61,6 +64,7 @@ final class SimWorker {
         truthDelta = 0
         eventsHandled = 0
         streamsOpened = 0
+        failedVerdicts = 0
     }
 
     /// Sets the moment for work the simulator does itself between windows (starts, faults, the hand-over).
@@ -223,9 +227,13 @@ final class SimWorker {
     }
 
     func observe(_ s: Int, _ e: NodeEvent) {
-        guard case .memberFailed(let id) = e, sim.options.networkIsPerfect, sim.congestionDrops == 0 else { return }
-        // On a perfect network only a node that is really down may be declared failed.
-        if let target = sim.slotOfID[id].map(Int.init), slots[target].up {
+        guard case .memberFailed(let id) = e, let target = sim.slotOfID[id].map(Int.init) else { return }
+        // `up` changes only between windows, so reading a slot another thread runs is safe here.
+        if !slots[target].up {
+            failedVerdicts += 1
+            lastFailedVerdict = max(lastFailedVerdict, now)
+        } else if sim.options.networkIsPerfect && sim.congestionDrops == 0 {
+            // On a perfect network only a node that is really down may be declared failed.
             violate(
                 node: s, "node \(s) declared live node \(target) (\(id)) failed on a network without loss or partitions"
             )

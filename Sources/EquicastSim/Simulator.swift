@@ -159,6 +159,11 @@ public final class Simulator {
     var partitionOneWay = false
     var faultPhaseOver = false
     var convergedAt: UInt64?
+    /// A crash run: nodes crashed by the fault, verdicts "failed" about them by live nodes so far, and the moment
+    /// (µs) every survivor had marked every one of them failed, exact rather than at a sample.
+    var crashVictims = 0
+    var failedVerdicts = 0
+    public private(set) var crashDetectedAt: UInt64?
     var sampleDatagrams: UInt64 = 0
     var sampleBytes: UInt64 = 0
     var sampleSyncs: UInt64 = 0
@@ -270,6 +275,7 @@ public final class Simulator {
             syncsStarted += worker.streamsOpened
             sampleSyncs += worker.streamsOpened
             truthDigest = truthDigest &+ worker.truthDelta
+            failedVerdicts += worker.failedVerdicts
             for (i, o) in worker.outputs.enumerated() { order.append((o.time, o.node, w, i)) }
         }
         order.sort { ($0.time, $0.node, $0.worker, $0.index) < ($1.time, $1.node, $1.worker, $1.index) }
@@ -298,6 +304,9 @@ public final class Simulator {
             case .violation(let what):
                 violate(what)
             }
+        }
+        if crashDetectedAt == nil && failedVerdicts > 0 && failedVerdicts == crashVictims * liveCount {
+            crashDetectedAt = workers.reduce(0) { max($0, $1.lastFailedVerdict) }
         }
         for w in workers { w.reset(windowEnd: w.windowEnd) }
         now = latest
@@ -526,6 +535,7 @@ public final class Simulator {
             queue.push(.fault(.rolloutStart), at: ms(o.rolloutAt))
         case .crash:
             let victims = pickNodes(fraction: o.crashFraction)
+            crashVictims = victims.count
             for v in victims { queue.push(.fault(.crash(Int32(v))), at: ms(o.crashAt)) }
         case .partition:
             queue.push(.fault(.partition(oneWay: o.partitionOneWay)), at: ms(o.partitionAt))

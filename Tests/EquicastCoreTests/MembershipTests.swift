@@ -224,13 +224,30 @@ import Testing
         _ node: Node, _ member: NodeID, sealer: FrameSealer, sequence: UInt64, rng: inout DeterministicRandom,
         now: UInt64
     ) {
+        _ = try? tell(node, member, is: .failed, sealer: sealer, sequence: sequence, rng: &rng, now: now)
+    }
+
+    /// Tells `node`, in a sync request from `sealer`'s member, that `member` is in `state`; returns whom the node
+    /// pinged in response.
+    static func tell(
+        _ node: Node, _ member: NodeID, is state: MemberState, sealer: FrameSealer, sequence: UInt64,
+        rng: inout DeterministicRandom, now: UInt64
+    ) throws -> [NodeID] {
         let news = MemberUpdate(
-            state: .failed, id: member, incarnation: 1, address: node.member(member)!.address, reporter: sealer.sender)
+            state: state, id: member, incarnation: 1, address: node.member(member)!.address, reporter: sealer.sender)
         let request = Message(type: .syncRequest, digest: 0, items: [.member(news)]).encode()
         node.handleStreamFrame(
             sealer.seal(request, messageClass: .control, sequence: sequence, nonce: rng.bytes(24)),
             stream: .accepted(sequence), now: now)
-        while node.pollTransmit() != nil {}
+        var opener = FrameOpener(keyring: TestFleet.keyring, requireEncryption: true, senderCapacity: 4)
+        var pinged: [NodeID] = []
+        while let t = node.pollTransmit() {
+            guard case .datagram(_, let bytes) = t else { continue }
+            let m = try Message.decode(
+                try opener.open(bytes, transport: .datagram).payload, itemsMax: Message.datagramItemsMax)
+            if m.type == .ping { pinged.append(m.target) }
+        }
+        return pinged
     }
 
     /// Sends one sync request to `node` and returns the decoded reply.
@@ -414,21 +431,8 @@ import Testing
         var (node, sealer, _, rng) = MembershipTests.loadedNode(count: 40, seed: 44, config: config)
         var opener = FrameOpener(keyring: TestFleet.keyring, requireEncryption: true, senderCapacity: 4)
         var now: UInt64 = 10
-        // Runs timers up to the next probe and returns its target.
         func nextProbe() throws -> NodeID? {
-            for _ in 0..<20 {
-                now = max(now, node.pollTimeout())
-                node.handleTimeout(now: now)
-                var target: NodeID?
-                while let t = node.pollTransmit() {
-                    guard case .datagram(_, let bytes) = t else { continue }
-                    let m = try Message.decode(
-                        try opener.open(bytes, transport: .datagram).payload, itemsMax: Message.datagramItemsMax)
-                    if m.type == .ping { target = m.target }
-                }
-                if let target { return target }
-            }
-            return nil
+            try MembershipTests.nextProbe(node, opener: &opener, now: &now, answer: true)
         }
         // A full cycle: every neighbour has had its probe.
         for _ in 0..<6 { _ = try nextProbe() }
@@ -442,6 +446,75 @@ import Testing
             try #require(fresh.count == 1, "round \(round)")
             #expect(try nextProbe() == fresh[0], "round \(round)")
         }
+    }
+
+    /// Runs `node`'s timers up to its next probe and returns the probe's target. `answer`: the target acks, so
+    /// that it stays alive in the node's view (unanswered probes make it suspect).
+    static func nextProbe(_ node: Node, opener: inout FrameOpener, now: inout UInt64, answer: Bool = false) throws
+        -> NodeID?
+    {
+        for _ in 0..<20 {
+            now = max(now, node.pollTimeout())
+            node.handleTimeout(now: now)
+            var ping: Message?
+            while let t = node.pollTransmit() {
+                guard case .datagram(_, let bytes) = t else { continue }
+                let m = try Message.decode(
+                    try opener.open(bytes, transport: .datagram).payload, itemsMax: Message.datagramItemsMax)
+                if m.type == .ping { ping = m }
+            }
+            guard let ping else { continue }
+            if answer, let address = node.member(ping.target)?.address {
+                let ack = Message(type: .ack, digest: node.digest, probeID: ping.probeID).encode()
+                var nonces = DeterministicRandom(seed: now ^ ping.target.rawValue)
+                let sealer = FrameSealer(sender: ping.target, keyring: TestFleet.keyring, encryptionEnabled: true)
+                node.handleDatagram(
+                    sealer.seal(ack, messageClass: .control, sequence: now, nonce: nonces.bytes(24)), from: address,
+                    now: now)
+                while node.pollTransmit() != nil {}
+            }
+            return ping.target
+        }
+        return nil
+    }
+
+    /// A suspect ring neighbour is passed over for the member beyond it, which is probed at once and from then on
+    /// in the suspect's turn, and which this node now verifies suspicions of: in a crash of many at once the
+    /// members beyond a crashed neighbour may be down too, and their own neighbours with them.
+    @Test func memberBeyondASuspectNeighbourIsWatched() throws {
+        var config = MembershipConfig()
+        config.heartbeatTimeout = 600_000  // no suspicion may end while the test runs
+        var (node, sealer, _, rng) = MembershipTests.loadedNode(count: 40, seed: 45, config: config)
+        var opener = FrameOpener(keyring: TestFleet.keyring, requireEncryption: true, senderCapacity: 4)
+        var now: UInt64 = 10
+        func nextProbe() throws -> NodeID? {
+            try MembershipTests.nextProbe(node, opener: &opener, now: &now, answer: true)
+        }
+        for _ in 0..<6 { _ = try nextProbe() }
+        let ring = node.ringNeighbours
+        let suspect = ring[0]
+        // Told of the suspicion, a ring neighbour checks it at once.
+        #expect(
+            try MembershipTests.tell(node, suspect, is: .suspect, sealer: sealer, sequence: 1000, rng: &rng, now: now)
+                == [suspect])
+        let others = node.members.map { $0.id }.filter { $0 != node.id && $0 != suspect }
+        let beyond = PeerSelection.ringNeighbours(selfID: node.id, sortedIDs: others.sorted(), perSide: 2)
+            .filter { !ring.contains($0) }
+        try #require(beyond.count == 1)
+        #expect(node.ringNeighbours == ring)  // still a ring neighbour (and gossip target) while only suspected
+        #expect(try nextProbe() == beyond[0])
+        // A full cycle and more: every watched member in turn, never the suspect.
+        var probed: Set<NodeID> = []
+        for _ in 0..<10 {
+            let target = try #require(try nextProbe())
+            #expect(target != suspect)
+            probed.insert(target)
+        }
+        #expect(probed.isSuperset(of: Set(ring.dropFirst() + beyond)))
+        // A suspicion of the member beyond, raised by someone else, is checked by this node now.
+        #expect(
+            try MembershipTests.tell(node, beyond[0], is: .suspect, sealer: sealer, sequence: 1001, rng: &rng, now: now)
+                == [beyond[0]])
     }
 
     /// A joining node is introduced, not handed the view: the node itself, the 24 members nearest the joiner on

@@ -115,6 +115,12 @@ import Testing
         let bound = m.heartbeatTimeout + m.probeInterval * UInt64(m.ringSize + 1) + 1_000
         let took = (r.faultConverged ?? .max) - r.options.crashAt
         #expect(took <= bound, "detection took \(took) ms, bound \(bound)\n\(r.summary)")
+        // The exact moment, from the nodes' events, falls after the crash and within the sample interval before
+        // the first sample that saw every view right.
+        let exact = (r.crashDetected ?? .max) / 1000
+        let sampled = r.faultConverged ?? 0
+        #expect(exact > r.options.crashAt && exact <= sampled, "exact \(exact) ms, sampled \(sampled) ms")
+        #expect(exact + m.gossipInterval > sampled, "exact \(exact) ms, sampled \(sampled) ms")
     }
 
     @Test(arguments: [5, 6] as [UInt64])

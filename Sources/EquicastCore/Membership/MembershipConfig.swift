@@ -3,7 +3,8 @@
 public struct MembershipConfig: Equatable, Sendable {
     /// `RingSize`: ring neighbours kept (half successors, half predecessors on the id ring), 4-8. They are always
     /// among a node's probe and gossip targets, so every node is watched by RingSize others and no node can be
-    /// missed by gossip. More costs one probe slot each and speeds up failure confirmation.
+    /// missed by gossip; a suspect neighbour's probe turns go to the member beyond it, which may be down too. More
+    /// costs one probe slot each and speeds up failure confirmation.
     public var ringSize: Int = 4
     /// `GossipInterval`: period of gossip rounds. A round sends pending changes to the ring neighbours and
     /// `fanout` rendezvous-chosen members; a round with nothing pending sends nothing. New changes are also pushed

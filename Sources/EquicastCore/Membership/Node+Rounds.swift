@@ -6,14 +6,15 @@ extension Node {
         return nextProbeID
     }
 
-    /// One probe per period. Targets cycle through the ring neighbours with a rendezvous pick between them, so
-    /// each member is probed by each of its ring neighbours every few periods and by random members in between.
-    /// A member that has just become a ring neighbour is probed first: when a neighbour fails, the member beyond
-    /// it may have failed too (a crash of many at once), and until now it may have been watched by nobody.
+    /// One probe per period. Targets cycle through the watched ring neighbours (suspects passed over for the
+    /// members beyond) with a rendezvous pick between them, so each member is probed by each of its ring
+    /// neighbours every few periods and by random members in between. A member that has just become watched is
+    /// probed first: when a neighbour is suspected, the member beyond it may have crashed too (a crash of many at
+    /// once), and until now it may have been watched by nobody.
     func startPeriodicProbe(now: UInt64) {
         guard !present.isEmpty else { return }
         probePeriod &+= 1
-        let neighbours = ringNeighbours
+        let neighbours = watchedNeighbours()
         ringProbed.removeAll { !neighbours.contains($0) }
         let slot = Int(probePeriod % UInt64(neighbours.count + 1))
         var target: NodeID
@@ -40,10 +41,11 @@ extension Node {
         send(Message(type: .ping, digest: digest, probeID: pid, target: target), to: target, address: m.address)
     }
 
-    /// A ring neighbour checks a suspicion raised by someone else; if it cannot reach the member either, its
-    /// own suspicion counts as an independent confirmation and shortens the timeout everywhere.
+    /// A member that watches `member` (it would be among the watched neighbours if it were not suspect) checks a
+    /// suspicion raised by someone else; if it cannot reach the member either, its own suspicion counts as an
+    /// independent confirmation and shortens the timeout everywhere.
     func verifySuspicion(of member: NodeID, now: UInt64) {
-        guard !isLeaving, ringNeighbours.contains(member) else { return }
+        guard !isLeaving, watchedNeighbours(except: member).contains(member) else { return }
         if probes.values.contains(where: { $0.target == member }) { return }
         probe(member, now: now)
     }

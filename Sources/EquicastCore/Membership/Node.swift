@@ -239,6 +239,12 @@ public final class Node {
         if ring.needsRescan { ring.rescan(present) }
         return ring.neighbours
     }
+    /// The members this node probes in turn: its ring neighbours, with suspects passed over for the members
+    /// beyond them (`RingTracker.watched`). `except`: a member counted as not suspect.
+    func watchedNeighbours(except: NodeID? = nil) -> [NodeID] {
+        if ring.needsRescan { ring.rescan(present) }
+        return ring.watched { $0 != except && table.stateAndIncarnation($0)?.state == .suspect }
+    }
     /// Members in each state, self included.
     public func count(_ state: MemberState) -> Int { table.count(state) }
     /// True once a leave has been announced and its gossip rounds are done.
