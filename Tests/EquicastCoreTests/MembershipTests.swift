@@ -383,6 +383,71 @@ import Testing
             memberFingerprints: lists.flatMap { $0 })
     }
 
+    /// A requester lists its members' fingerprints only while pulls keep adding members: after a pull that added
+    /// `fingerprintPullGain` (32) or more, not after one that added fewer (in a wave of failures a listed pull
+    /// would cost the whole view in fingerprints for a few departures).
+    @Test func pullsListFingerprintsOnlyWhilePullsAddMembers() throws {
+        var (node, _, ids, rng) = MembershipTests.loadedNode(count: 40, seed: 46)
+        let peer = ids[0]
+        let peerSealer = FrameSealer(sender: peer, keyring: TestFleet.keyring, encryptionEnabled: true)
+        var opener = FrameOpener(keyring: TestFleet.keyring, requireEncryption: true, senderCapacity: 4)
+        var now: UInt64 = 100
+        var sequence: UInt64 = 100
+        // The peer shows a view unlike ours; the node pulls from it. Returns the request's stream, how many
+        // fingerprints it lists and how many members its bucket counts hold.
+        func nextPull() throws -> (sid: UInt64, fingerprints: Int, members: Int) {
+            sequence += 1
+            let hello = Message(type: .gossip, digest: node.digest &+ 1).encode()
+            node.handleDatagram(
+                peerSealer.seal(hello, messageClass: .control, sequence: sequence, nonce: rng.bytes(24)),
+                from: node.member(peer)!.address, now: now)
+            for _ in 0..<50 {
+                now = max(now + 1, node.pollTimeout())
+                node.handleTimeout(now: now)
+                while let t = node.pollTransmit() {
+                    guard case .streamOpen(let sid, _, let bytes) = t else { continue }
+                    let m = try Message.decode(
+                        try opener.open(bytes, transport: .stream).payload, itemsMax: 20_000)
+                    try #require(m.type == .syncRequest && !m.bucketCounts.isEmpty)
+                    return (sid, m.memberFingerprints.count, m.bucketCounts.reduce(0) { $0 + Int($1) })
+                }
+            }
+            throw PullNotStarted()
+        }
+        // Answers pull `sid` with `count` members the node lacks.
+        func answer(_ sid: UInt64, adding count: Int) {
+            var items: [GossipItem] = []
+            for _ in 0..<count {
+                let address = SocketAddress(bytes: rng.bytes(4), port: 7946)!
+                items.append(
+                    .member(
+                        MemberUpdate(
+                            state: .alive, id: NodeID(rawValue: rng.next()), incarnation: 1, address: address,
+                            reporter: peer)))
+            }
+            sequence += 1
+            let reply = Message(type: .syncResponse, digest: 0, items: items).encode()
+            node.handleStreamFrame(
+                peerSealer.seal(reply, messageClass: .control, sequence: sequence, nonce: rng.bytes(24)),
+                stream: .outgoing(sid), now: now)
+            while node.pollTransmit() != nil {}
+        }
+        let first = try nextPull()
+        #expect(first.members > 40 && first.fingerprints == first.members)  // until a pull says otherwise
+        answer(first.sid, adding: Node.fingerprintPullGain)
+        let second = try nextPull()
+        #expect(second.members == first.members + Node.fingerprintPullGain)
+        #expect(second.fingerprints == second.members)
+        answer(second.sid, adding: Node.fingerprintPullGain - 1)
+        let third = try nextPull()
+        #expect(third.members == second.members + Node.fingerprintPullGain - 1)
+        #expect(third.fingerprints == 0)
+        answer(third.sid, adding: 0)
+        #expect(try nextPull().fingerprints == 0)
+    }
+
+    struct PullNotStarted: Error {}
+
     /// A pull that lists its members' fingerprints gets exactly the members it lacks (or holds at another
     /// incarnation), not whole differing buckets; a bucket where it holds everything the responder does, and
     /// more, costs nothing; a bucket whose difference the 16-bit fingerprints cannot show comes whole.

@@ -323,7 +323,7 @@ public final class Node {
     static let introductionSize = 32
 
     /// Members a pull must add to the view for the next pull to list fingerprints (see `pullWithFingerprints`).
-    static let fingerprintPullGain = 32
+    public static let fingerprintPullGain = 32
 
     func addToDigest(_ member: NodeID, _ incarnation: UInt64) {
         let t = Node.digestTerm(member, incarnation)
