@@ -8,7 +8,9 @@ sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(16 32)
 if ! command -v serf >/dev/null || ! python3 -c "import msgpack" 2>/dev/null; then
   [ "$(id -u)" = 0 ] || { echo "membership.sh: needs serf and python3-msgpack (apt-get install serf python3-msgpack)" >&2; exit 1; }
-  apt-get install -y -qq serf python3-msgpack >/dev/null || pip install -q msgpack
+  apt-get install -y -qq serf python3-msgpack >/dev/null || true
+  # Debian's module serves Debian's python3 only; another python3 first on PATH needs its own.
+  python3 -c "import msgpack" 2>/dev/null || pip install -q msgpack
 fi
 # Idle traffic is read off the loopback interface: other agents running now would be counted too.
 if pgrep -f "serf agent" >/dev/null || pgrep -x equicastd >/dev/null; then
