@@ -492,7 +492,7 @@ import Testing
     /// the turn of the neighbour cycle: in a crash of many at once it may be down too and watched by nobody.
     @Test func newRingNeighbourIsProbedFirst() throws {
         var config = MembershipConfig()
-        config.heartbeatTimeout = 600_000  // nobody answers here; no suspicion may end while the test runs
+        config.heartbeatTimeout = 600_000  // no suspicion may end while the test runs
         var (node, sealer, _, rng) = MembershipTests.loadedNode(count: 40, seed: 44, config: config)
         var opener = FrameOpener(keyring: TestFleet.keyring, requireEncryption: true, senderCapacity: 4)
         var now: UInt64 = 10
