@@ -7,8 +7,9 @@ import EquicastCrypto
 ///
 /// Entries sit in one list per transmit count, so filling a packet costs O(items taken), not a sort of the
 /// whole queue (which a simulated 10,000-node join, with a thousand changes queued on every node, cannot
-/// afford). Lists are cleaned lazily: a moved or replaced entry leaves a stale reference behind, skipped and
-/// dropped when met.
+/// afford). An entry keeps its position in `entries` for as long as it is queued, and the lists refer to it by
+/// position and stamp: telling whether a reference is current reads the entry, with no key lookup. Lists are
+/// cleaned lazily: a moved or replaced entry leaves a stale reference behind, skipped and dropped when met.
 struct GossipQueue {
     enum Key: Hashable {
         case member(NodeID)
@@ -21,24 +22,28 @@ struct GossipQueue {
         let key: Key
         var item: GossipItem
         var transmits: Int
-        /// Identifies this entry's current position; a reference with another stamp is stale.
+        /// Identifies this entry's current place in the lists; a reference with another stamp is stale. 0 marks a
+        /// free position.
         var stamp: UInt64
         /// The `take` call that last took this entry (so one packet carries it once).
         var takenBy: UInt64 = 0
     }
 
     private struct Reference {
-        let key: Key
+        let position: Int32
         let stamp: UInt64
     }
 
     /// Most entries held; beyond it the most-sent entry is dropped (it has had the most chances to spread).
     let capacity: Int
-    /// The entries, in no order; `index` finds them by key.
-    private(set) var entries: [Entry] = []
+    /// The entries by position; free positions (stamp 0) are listed in `freePositions` and reused first.
+    private var entries: [Entry] = []
+    private var freePositions: [Int32] = []
+    /// Entries queued.
+    private(set) var count = 0
     /// Open addressing from key to position in `entries` (`vacant`, `removed` or a position), twice the capacity
-    /// in size: every packet a node sends or receives looks keys up here, and the standard library's seeded
-    /// hashing cost several times more per lookup.
+    /// in size: every packet a node receives looks its keys up here, and the standard library's seeded hashing
+    /// cost several times more per lookup.
     private var index: [Int32] = []
     private var indexUsed = 0  // positions and `removed` marks
     private let salt: UInt64
@@ -59,11 +64,10 @@ struct GossipQueue {
         self.salt = salt
     }
 
-    var count: Int { entries.count }
-    var isEmpty: Bool { entries.isEmpty }
+    var isEmpty: Bool { count == 0 }
 
     /// The keys queued, in no order.
-    var keys: [Key] { entries.map { $0.key } }
+    var keys: [Key] { entries.filter { $0.stamp != 0 }.map { $0.key } }
 
     func contains(_ key: Key) -> Bool { position(of: key) != nil }
 
@@ -100,40 +104,44 @@ struct GossipQueue {
         }
     }
 
-    /// The index slot holding `position` (which must be indexed under `key`).
-    private func slot(of key: Key, at position: Int) -> Int {
-        var i = home(key)
-        while index[i] != Int32(position) { i = (i + 1) & (index.count - 1) }
-        return i
-    }
-
-    private mutating func insert(_ entry: Entry) {
+    /// Adds `entry` at a free position (or a new one) and indexes it; returns the position.
+    private mutating func insert(_ entry: Entry) -> Int {
         if index.isEmpty || (indexUsed + 1) * 4 > index.count * 3 { rebuildIndex() }
+        let p: Int
+        if let free = freePositions.popLast() {
+            p = Int(free)
+            entries[p] = entry
+        } else {
+            p = entries.count
+            entries.append(entry)
+        }
         var i = home(entry.key)
         while index[i] >= 0 { i = (i + 1) & (index.count - 1) }
         if index[i] == GossipQueue.vacant { indexUsed += 1 }
-        index[i] = Int32(entries.count)
-        entries.append(entry)
+        index[i] = Int32(p)
+        count += 1
+        return p
     }
 
-    /// Removes the entry at `position`; the last entry moves into its place.
+    /// Removes the entry at `position`, whose references all become stale. The position is reused by a later
+    /// insert; callers give the storage back once the queue is empty.
     private mutating func remove(at position: Int) {
-        index[slot(of: entries[position].key, at: position)] = GossipQueue.removed
-        let last = entries.count - 1
-        if position != last {
-            index[slot(of: entries[last].key, at: last)] = Int32(position)
-            entries[position] = entries[last]
-        }
-        entries.removeLast()
+        var i = home(entries[position].key)
+        while index[i] != Int32(position) { i = (i + 1) & (index.count - 1) }
+        index[i] = GossipQueue.removed
+        liveInLevel[entries[position].transmits] -= 1
+        entries[position].stamp = 0
+        freePositions.append(Int32(position))
+        count -= 1
     }
 
     /// Sizes the index for the capacity (at least) and clears its `removed` marks.
     private mutating func rebuildIndex() {
         var size = 16
-        while size < 2 * max(capacity, entries.count + 1) { size *= 2 }
+        while size < 2 * max(capacity, count + 1) { size *= 2 }
         index = [Int32](repeating: GossipQueue.vacant, count: size)
         indexUsed = 0
-        for (p, e) in entries.enumerated() {
+        for (p, e) in entries.enumerated() where e.stamp != 0 {
             var i = home(e.key)
             while index[i] != GossipQueue.vacant { i = (i + 1) & (size - 1) }
             index[i] = Int32(p)
@@ -147,22 +155,21 @@ struct GossipQueue {
     /// suspicion is not in the digest and events are not member news). Called when peers show a view equal to
     /// ours: the news has spread, and retransmitting it would only repeat what everyone holds.
     mutating func dropSpreadMemberNews() {
-        var p = 0
-        while p < entries.count {
+        var p = entries.count - 1
+        while p >= 0 && count > 0 {
             let e = entries[p]
-            if e.transmits > 0, case .member(let u) = e.item, u.state != .suspect {
-                liveInLevel[e.transmits] -= 1
-                remove(at: p)  // the last entry moves here and is looked at next
-            } else {
-                p += 1
+            if e.stamp != 0 && e.transmits > 0, case .member(let u) = e.item, u.state != .suspect {
+                remove(at: p)
             }
+            p -= 1
         }
-        if entries.isEmpty { releaseStorage() }
+        if count == 0 { releaseStorage() }
     }
 
     /// An empty queue gives its storage back (it is sized for a burst and idle most of the time).
     private mutating func releaseStorage() {
         entries = []
+        freePositions = []
         index = []
         indexUsed = 0
         levels = []
@@ -174,39 +181,38 @@ struct GossipQueue {
         let key = GossipQueue.key(item)
         if let p = position(of: key) {
             liveInLevel[entries[p].transmits] -= 1
-            place(key, item: item, transmits: 0, at: p)
+            entries[p].item = item
+            file(at: p, transmits: 0)
             return
         }
-        if entries.count >= capacity { evictMostSent() }
-        place(key, item: item, transmits: 0, at: nil)
+        if count >= capacity { evictMostSent() }
+        let p = insert(Entry(key: key, item: item, transmits: 0, stamp: 0))
+        file(at: p, transmits: 0)
     }
 
-    /// Files `item` at `transmits` sends: into the entry at `position`, or a new entry.
-    private mutating func place(_ key: Key, item: GossipItem, transmits: Int, at position: Int?) {
+    /// Files the entry at `position` at `transmits` sends, under a new stamp.
+    private mutating func file(at position: Int, transmits: Int) {
         stamp &+= 1
         while levels.count <= transmits {
             levels.append([])
             liveInLevel.append(0)
             heads.append(0)
         }
-        let entry = Entry(key: key, item: item, transmits: transmits, stamp: stamp)
-        if let p = position { entries[p] = entry } else { insert(entry) }
-        levels[transmits].append(Reference(key: key, stamp: stamp))
+        entries[position].transmits = transmits
+        entries[position].stamp = stamp
+        levels[transmits].append(Reference(position: Int32(position), stamp: stamp))
         liveInLevel[transmits] += 1
         if levels[transmits].count > 2 * liveInLevel[transmits] + 64 { compact(transmits) }
     }
 
-    /// The position of the entry `r` refers to, if `r` is not stale.
-    private func live(_ r: Reference) -> Int? {
-        guard let p = position(of: r.key), entries[p].stamp == r.stamp else { return nil }
-        return p
-    }
+    /// True unless `r` is stale.
+    private func isLive(_ r: Reference) -> Bool { entries[Int(r.position)].stamp == r.stamp }
 
     /// Drops stale references, into storage sized to what is left.
     private mutating func compact(_ level: Int) {
         var kept: [Reference] = []
         kept.reserveCapacity(liveInLevel[level])
-        for r in levels[level] where live(r) != nil { kept.append(r) }
+        for r in levels[level] where isLive(r) { kept.append(r) }
         levels[level] = kept
         heads[level] = 0
     }
@@ -215,24 +221,22 @@ struct GossipQueue {
         for level in stride(from: levels.count - 1, through: 0, by: -1) where liveInLevel[level] > 0 {
             // The oldest live entry of the level.
             var j = heads[level]
-            while j < levels[level].count && live(levels[level][j]) == nil { j += 1 }
-            guard j < levels[level].count, let p = live(levels[level][j]) else { continue }
-            remove(at: p)
-            liveInLevel[level] -= 1
+            while j < levels[level].count && !isLive(levels[level][j]) { j += 1 }
+            guard j < levels[level].count else { continue }
+            remove(at: Int(levels[level][j].position))
             heads[level] = j + 1
             return
         }
     }
 
-    /// Records one more transmission of `key`; drops it once sent `limit` times.
-    private mutating func sent(_ key: Key, limit: Int) {
-        guard let p = position(of: key) else { return }
-        let e = entries[p]
-        liveInLevel[e.transmits] -= 1
-        if e.transmits + 1 >= limit {
-            remove(at: p)
+    /// Records one more transmission of the entry at `position`; drops it once sent `limit` times.
+    private mutating func sent(at position: Int, limit: Int) {
+        let transmits = entries[position].transmits
+        if transmits + 1 >= limit {
+            remove(at: position)
         } else {
-            place(key, item: e.item, transmits: e.transmits + 1, at: p)
+            liveInLevel[transmits] -= 1
+            file(at: position, transmits: transmits + 1)
         }
     }
 
@@ -241,17 +245,16 @@ struct GossipQueue {
     /// hears of its suspicion from the next packet it receives. Each taken item's count rises; items sent
     /// `limit` times are dropped.
     mutating func take(byteBudget: Int, itemsMax: Int, limit: Int, priority: NodeID?) -> [GossipItem] {
-        if entries.isEmpty || byteBudget <= 0 || itemsMax <= 0 { return [] }
+        if count == 0 || byteBudget <= 0 || itemsMax <= 0 { return [] }
         takes &+= 1
         var out: [GossipItem] = []
-        var taken: [Key] = []
+        var taken: [Int32] = []
         var used = 0
         if let p = priority, let at = position(of: .member(p)), entries[at].item.encodedByteCount <= byteBudget {
             entries[at].takenBy = takes
-            let e = entries[at]
-            out.append(e.item)
-            taken.append(.member(p))
-            used = e.item.encodedByteCount
+            out.append(entries[at].item)
+            taken.append(Int32(at))
+            used = entries[at].item.encodedByteCount
         }
         var level = 0
         while level < levels.count && out.count < itemsMax && used < byteBudget {
@@ -270,21 +273,21 @@ struct GossipQueue {
             while i >= heads[level] && out.count < itemsMax && skipped.count < 16 {
                 let r = levels[level][i]
                 i -= 1
-                guard let p = live(r) else { continue }
-                let e = entries[p]
-                if e.takenBy == takes {
+                guard isLive(r) else { continue }
+                let p = Int(r.position)
+                if entries[p].takenBy == takes {
                     skipped.append(r)
                     continue
                 }
-                let size = e.item.encodedByteCount
+                let size = entries[p].item.encodedByteCount
                 if used + size > byteBudget {
                     skipped.append(r)
                     continue
                 }
                 used += size
                 entries[p].takenBy = takes
-                out.append(e.item)
-                taken.append(r.key)
+                out.append(entries[p].item)
+                taken.append(r.position)
             }
             // Everything from i + 1 on was visited: keep only what was skipped, in its original order.
             levels[level].removeSubrange((i + 1)...)
@@ -293,8 +296,9 @@ struct GossipQueue {
             if levels[level].capacity > 4 * levels[level].count + 256 { compact(level) }
             level += 1
         }
-        for key in taken { sent(key, limit: limit) }
-        if entries.isEmpty { releaseStorage() }
+        // Positions stay put while entries are dropped: only `insert` reuses them.
+        for p in taken { sent(at: Int(p), limit: limit) }
+        if count == 0 { releaseStorage() }
         return out
     }
 }

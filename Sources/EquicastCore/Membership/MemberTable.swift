@@ -120,13 +120,14 @@ struct IDIndex {
         }
     }
 
-    /// Doubles the table (or rebuilds it at the same size when tombstones filled it).
+    /// Doubles the table (or rebuilds it at the same size when tombstones filled it), to a load of at most a
+    /// third: short probe runs, in a table small enough to stay in cache (512 KiB for a simulator's 10,000 ids).
     private mutating func grow() {
         let old = entries
         var live = 0
         for e in old where e.value != IDIndex.empty && e.value != IDIndex.deleted { live += 1 }
         var size = old.count
-        while (live + 1) * 4 > size { size *= 2 }
+        while (live + 1) * 3 > size { size *= 2 }
         entries = [Entry](repeating: Entry(), count: size)
         shift = 64 - UInt64(size.trailingZeroBitCount)
         used = 0
@@ -155,9 +156,10 @@ struct MemberTable {
     /// Known members by state (`MemberState.rawValue`), kept as rows change: a scan for failed members then
     /// costs nothing in a fleet that has none.
     private var stateCounts = [Int](repeating: 0, count: MemberState.allCases.count)
-    /// The slots whose state or incarnation changed last, a ring of at most `recentCapacity` written at
-    /// `recentNext`: a pull's reply sends the departures among them first, since what changed last is what the
-    /// puller most likely lacks (a wave of failures is a few thousand records in a table of many thousands).
+    /// The slots of the members that departed (failed or left) last, a ring of at most `recentCapacity` written
+    /// at `recentNext`: a pull's reply sends them first, since what changed last is what the puller most likely
+    /// lacks (a wave of failures is a few thousand records in a table of many thousands). Arrivals are not kept:
+    /// a reply would pass over them, after reading each one's row at random.
     private var recent: [UInt32] = []
     private var recentNext = 0
     static let recentCapacity = 2048
@@ -232,7 +234,9 @@ struct MemberTable {
             rows.append(contentsOf: repeatElement(Row(), count: s + 1 - rows.count))
         }
         if rows[s].state == Row.unknown { count += 1 }
-        if rows[s].state != m.state.rawValue || rows[s].incarnation != m.incarnation { noteChange(UInt32(s)) }
+        if !m.state.isPresent && (rows[s].state != m.state.rawValue || rows[s].incarnation != m.incarnation) {
+            noteDeparture(UInt32(s))
+        }
         if rows[s].state != m.state.rawValue {
             if rows[s].state != Row.unknown { stateCounts[Int(rows[s].state)] -= 1 }
             stateCounts[Int(m.state.rawValue)] += 1
@@ -252,7 +256,7 @@ struct MemberTable {
         return s
     }
 
-    private mutating func noteChange(_ slot: UInt32) {
+    private mutating func noteDeparture(_ slot: UInt32) {
         if recent.count < MemberTable.recentCapacity {
             recent.append(slot)
         } else {
@@ -261,9 +265,10 @@ struct MemberTable {
         recentNext = (recentNext + 1) % MemberTable.recentCapacity
     }
 
-    /// The slots of the members changed last, newest first; a slot changed more than once appears more than
-    /// once, and one since forgotten may appear (`isKnown(slot:)` tells).
-    var recentlyChanged: [UInt32] {
+    /// The slots of the members that departed last, newest first; a slot that departed more than once appears
+    /// more than once, and one since returned or forgotten may appear (`presentIncarnation(at:)` and
+    /// `isKnown(slot:)` tell).
+    var recentDepartures: [UInt32] {
         var out: [UInt32] = []
         out.reserveCapacity(recent.count)
         var i = recentNext

@@ -362,11 +362,10 @@ extension Node {
         let shift = UInt64(64 - n.trailingZeroBitCount)
         // Slots already in the reply, one bit each.
         var sent = [UInt64](repeating: 0, count: (table.slotLimit + 63) / 64)
-        for s in table.recentlyChanged {
+        for s in table.recentDepartures {
             let word = Int(s) / 64
             let bit = UInt64(1) << UInt64(s % 64)
-            // Departures only, read from the row before a record is built: in a wave of joins the list is all
-            // arrivals.
+            // Those still departed, read from the row before a record is built.
             guard sent[word] & bit == 0, table.isKnown(slot: Int(s)), table.presentIncarnation(at: Int(s)) == nil
             else { continue }
             let b = Int(table.id(at: Int(s)).rawValue >> shift)
@@ -403,10 +402,14 @@ extension Node {
         let listedBit = UInt64(1) << 32
         var found: [UInt64] = []
         var perRank = [Int](repeating: 0, count: order.count + 1)
-        for s in 0..<table.slotLimit where table.isKnown(slot: s) && sent[s / 64] & (UInt64(1) << UInt64(s % 64)) == 0 {
+        // The bucket is told by the id, read before the row: a simulator's nodes share one array of ids, which
+        // stays in cache, while each node's rows do not; rows of buckets that do not differ are never read.
+        for s in 0..<table.slotLimit {
             let member = table.id(at: s)
             let b = Int(member.rawValue >> shift)
-            guard rank[b] >= 0, member != id else { continue }
+            guard rank[b] >= 0, table.isKnown(slot: s), sent[s / 64] & (UInt64(1) << UInt64(s % 64)) == 0,
+                member != id
+            else { continue }
             var entry = UInt64(rank[b]) << 33 | UInt64(s)
             if !listed.isEmpty, let incarnation = table.presentIncarnation(at: s),
                 isListed(member, incarnation, suspect: table.isSuspect(at: s), bucket: b)
