@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
 # Debian packages the build and tests need. The cross sysroots are assembled separately by cross/sysroot.sh.
-DEB_PACKAGES := libsodium-dev zlib1g-dev libsnmp-dev pkg-config qemu-user-static binutils python3 iproute2 \
+DEB_PACKAGES := libsodium-dev zlib1g-dev libsnmp-dev libjemalloc-dev pkg-config qemu-user-static binutils python3 iproute2 \
   smitools snmp snmpd snmptrapd
 
 # The IETF base MIB modules (SNMPv2-SMI, ...) are not in Debian's main archive; tests and CI take them from here.

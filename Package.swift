@@ -39,6 +39,9 @@ let package = Package(
         .systemLibrary(
             name: "CNetSNMP", pkgConfig: "netsnmp-agent",
             providers: [.apt(["libsnmp-dev"])]),
+        .systemLibrary(
+            name: "CJemalloc", pkgConfig: "jemalloc",
+            providers: [.apt(["libjemalloc-dev"])]),
         .target(name: "CEquicastShims"),
 
         // MARK: device code (also built in Embedded Swift by cross/)
@@ -63,7 +66,7 @@ let package = Package(
         .executableTarget(
             name: "equicast",
             dependencies: [
-                .product(name: "ArgumentParser", package: "swift-argument-parser"), "EquicastCrypto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"), "CJemalloc", "EquicastCrypto",
                 "EquicastPosix", "EquicastSim",
             ]),
         .executableTarget(
