@@ -26,13 +26,14 @@ struct SimOutput {
 }
 
 /// Runs nodes for the simulator. Between two moments no message can cross the network faster than its least
-/// delay, so within such a window the nodes cannot affect one another: the simulator hands each worker the
-/// window's events for its nodes (by slot number), the workers run them on their own threads, and their outputs
-/// are then applied in (time, node) order. A run is the same whatever the number of workers.
+/// delay, so within such a window the nodes cannot affect one another: the simulator groups the window's events
+/// by node, the workers claim groups one at a time and run them on their own threads, and their outputs are then
+/// applied in (time, node) order. A run is the same whatever the number of workers, and whichever claims what.
 ///
-/// A worker touches only its own nodes and their slots; everything else it reads (options, the release, other
-/// slots' up flags, the shared member directory) changes only between windows. Every id a node can hear was
-/// interned in the directory when its node started, between windows, so the workers only look ids up.
+/// A worker touches only the nodes of the groups it claimed and their slots; everything else it reads (options,
+/// the release, other slots' up flags, the shared member directory) changes only between windows. Every id a
+/// node can hear was interned in the directory when its node started, between windows, so the workers only look
+/// ids up.
 final class SimWorker {
     unowned let sim: Simulator
     let slots: UnsafeMutableBufferPointer<Simulator.Slot>
@@ -71,6 +72,17 @@ final class SimWorker {
     func at(_ time: UInt64) {
         now = time
         lastTime = max(lastTime, time)
+    }
+
+    /// Claims groups of the window's events (each one node's) and runs each, until none is left.
+    func runGroups() {
+        while let group = sim.claimGroup() {
+            for k in group {
+                let e = sim.windowEvents[k]
+                agenda.push(e.event, at: e.time)
+            }
+            runAgenda()
+        }
     }
 
     /// Handles the agenda in time order. More than `Simulator.sameInstantMax` events at one instant means a node
@@ -316,15 +328,15 @@ final class SimThreads {
         while true {
             sem_wait(go + i)
             if stopping { return }
-            workers[i].runAgenda()
+            workers[i].runGroups()
             sem_post(done)
         }
     }
 
-    /// Runs every worker's agenda, worker 0 on this thread; returns when all are done.
+    /// Runs the window's groups on every worker, worker 0 on this thread; returns when all are done.
     func runWindow() {
         for i in 1..<workers.count { sem_post(go + i) }
-        workers[0].runAgenda()
+        workers[0].runGroups()
         for _ in 1..<workers.count { sem_wait(done) }
     }
 

@@ -1,5 +1,6 @@
 import EquicastCore
 import EquicastCrypto
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -143,6 +144,13 @@ public final class Simulator {
     var queue = EventQueue<Event>()
     /// Worker 0 also runs the nodes the simulator calls into between windows.
     var workers: [SimWorker] = []
+    /// The current window's node events, grouped by node (each group in time order), and where each group
+    /// starts (then the end): workers claim whole groups, so a node runs on one thread within a window and the
+    /// threads share the work however unevenly it falls on the nodes.
+    private(set) var windowEvents: [(time: UInt64, event: Event)] = []
+    private(set) var groupStarts: [Int] = []
+    /// The next group to claim.
+    let nextGroup = Atomic<Int>(0)
     /// Threads the node work of a window is spread over (the results do not depend on it).
     public let threadCount: Int
     var rng: DeterministicRandom
@@ -246,22 +254,43 @@ public final class Simulator {
             }
             let windowEnd = min(next + lookahead, end + 1)
             for w in workers { w.reset(windowEnd: windowEnd) }
-            var count = 0
-            while let t = queue.nextTime, t < windowEnd, let e = queue.peek, !e.isSimulatorEvent {
-                _ = queue.pop()
-                workers[Int(e.node) % workers.count].agenda.push(e, at: t)
-                count += 1
-            }
-            if let threads, count >= parallelEventsMin {
+            groupWindow(before: windowEnd)
+            nextGroup.store(0, ordering: .relaxed)
+            if let threads, windowEvents.count >= parallelEventsMin {
                 threads.runWindow()
             } else {
-                for w in workers { w.runAgenda() }
+                workers[0].runGroups()
             }
             applyOutputs()
             if !violations.isEmpty { return .safety }
             if faultPhaseOver && convergedAt != nil && rolloutSettled { return .passed }
         }
         return convergedAt != nil && rolloutSettled ? .passed : .liveness
+    }
+
+    /// Takes the node events due before `windowEnd` off the agenda into `windowEvents`, grouped by node.
+    private func groupWindow(before windowEnd: UInt64) {
+        var popped: [(time: UInt64, event: Event)] = []
+        var keys: [UInt64] = []  // node << 32 | the event's place in `popped`: sorting them groups by node
+        while let t = queue.nextTime, t < windowEnd, let e = queue.peek, !e.isSimulatorEvent {
+            _ = queue.pop()
+            keys.append(UInt64(UInt32(bitPattern: e.node)) << 32 | UInt64(popped.count))
+            popped.append((t, e))
+        }
+        keys.sort()
+        windowEvents.removeAll(keepingCapacity: true)
+        groupStarts.removeAll(keepingCapacity: true)
+        for (k, key) in keys.enumerated() {
+            if k == 0 || key >> 32 != keys[k - 1] >> 32 { groupStarts.append(k) }
+            windowEvents.append(popped[Int(key & 0xffff_ffff)])
+        }
+        groupStarts.append(keys.count)
+    }
+
+    /// The next unclaimed group of this window's events, if any.
+    func claimGroup() -> Range<Int>? {
+        let g = nextGroup.add(1, ordering: .relaxed).oldValue
+        return g + 1 < groupStarts.count ? groupStarts[g]..<groupStarts[g + 1] : nil
     }
 
     /// Windows with fewer events run on one thread: waking the others would cost more than it saves.
