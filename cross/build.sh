@@ -34,7 +34,7 @@ done
 device_modules="EquicastCrypto EquicastCompression EquicastCore EquicastPosix EquicastAgent"
 snmp_modules="EquicastSNMP"
 c_modules="CSodium CZlib CNetSNMP CEquicastShims"
-host_only="equicast EquicastSim EquicastBench"
+host_only="equicast EquicastSim EquicastBench CJemalloc"
 for dir in "$root"/Sources/*/; do
   name=$(basename "$dir")
   case " $device_modules $snmp_modules $c_modules $host_only equicastd " in
