@@ -104,6 +104,23 @@ import Testing
         }
     }
 
+    /// A node that accepts a release tells its ring neighbours and fanout at once, so the announcement crosses a
+    /// 32-node fleet in manifest fetches, well within one gossip interval (by gossip rounds alone it takes
+    /// several): no node starts its download rounds after the others.
+    @Test func theAnnouncementSpreadsFasterThanGossipRounds() throws {
+        let fleet = TestFleet(count: 32, seed: 6, release: ReleaseSwarmTests.settings())
+        fleet.streamLatency = 5
+        #expect(fleet.runUntil(deadline: 20_000) { fleet.converged() } != nil)
+        let built = try ReleaseSwarmTests.release(version: 2, size: 200_000)
+        let pushedAt = fleet.now
+        ReleaseSwarmTests.push(built, to: 0, in: fleet)
+        let all = fleet.runUntil(deadline: pushedAt + fleet.config.gossipInterval / 2) {
+            fleet.nodes.allSatisfy { $0.heldRelease?.releaseID == built.manifest.releaseID }
+        }
+        let holding = fleet.nodes.filter { $0.heldRelease?.releaseID == built.manifest.releaseID }.count
+        #expect(all != nil, "\(holding) of 32 nodes held the release \(fleet.config.gossipInterval / 2) ms after the push")
+    }
+
     @Test func corruptedChunksAreRefusedAndFetchedElsewhere() throws {
         let fleet = TestFleet(count: 8, seed: 5, release: ReleaseSwarmTests.settings())
         fleet.streamLatency = 5

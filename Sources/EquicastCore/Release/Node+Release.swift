@@ -253,6 +253,18 @@ extension Node {
         send(Message(type: .gossip, digest: digest, items: items), to: member, address: address)
     }
 
+    /// Tells the ring neighbours and this round's fanout of the release just accepted, at once rather than with
+    /// the next gossip round: each of them fetches the manifest and does the same, so the announcement crosses
+    /// the fleet in about log(N) manifest fetches (milliseconds each) instead of log(N) gossip intervals, and no
+    /// node starts its download a few hundred milliseconds after the others. A few datagrams per node and release.
+    func announceNow(skipping source: NodeID?) {
+        var targets: [NodeID] = ringNeighbours
+        for m in fanoutPeers(round: round &+ 1) where !targets.contains(m) { targets.append(m) }
+        for m in targets where m != source && m != id {
+            if let member = table[m], member.state.isPresent { advertise(to: m, address: member.address) }
+        }
+    }
+
     func publishStatus(now: UInt64) {
         statusSequence &+= 1
         let st = ownStatus
@@ -535,6 +547,7 @@ extension Node {
             updateState = .downloading
             publishStatus(now: now)
         }
+        announceNow(skipping: source)
         return nil
     }
 
