@@ -118,7 +118,8 @@ import Testing
             fleet.nodes.allSatisfy { $0.heldRelease?.releaseID == built.manifest.releaseID }
         }
         let holding = fleet.nodes.filter { $0.heldRelease?.releaseID == built.manifest.releaseID }.count
-        #expect(all != nil, "\(holding) of 32 nodes held the release \(fleet.config.gossipInterval / 2) ms after the push")
+        #expect(
+            all != nil, "\(holding) of 32 nodes held the release \(fleet.config.gossipInterval / 2) ms after the push")
     }
 
     @Test func corruptedChunksAreRefusedAndFetchedElsewhere() throws {
