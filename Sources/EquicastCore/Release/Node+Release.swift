@@ -110,8 +110,7 @@ extension Node {
         t.opened = true
         transfer = t
         // Ask the neighbourhood what it holds: ring neighbours, this round's fanout, and whoever announced it.
-        var targets: [NodeID] = ringNeighbours
-        for m in fanoutPeers(round: round &+ 1) where !targets.contains(m) { targets.append(m) }
+        var targets = releaseNeighbourhood
         if let s = t.source, !targets.contains(s) { targets.append(s) }
         for m in targets { sendHaves(to: m, wantsReply: true, now: now) }
         downloadProgressed(now: now)
@@ -258,11 +257,17 @@ extension Node {
     /// the fleet in about log(N) manifest fetches (milliseconds each) instead of log(N) gossip intervals, and no
     /// node starts its download a few hundred milliseconds after the others. A few datagrams per node and release.
     func announceNow(skipping source: NodeID?) {
-        var targets: [NodeID] = ringNeighbours
-        for m in fanoutPeers(round: round &+ 1) where !targets.contains(m) { targets.append(m) }
-        for m in targets where m != source && m != id {
+        for m in releaseNeighbourhood where m != source && m != id {
             if let member = table[m], member.state.isPresent { advertise(to: m, address: member.address) }
         }
+    }
+
+    /// The members a node first tells of a release and asks what they hold: its ring neighbours and this round's
+    /// fanout.
+    var releaseNeighbourhood: [NodeID] {
+        var targets: [NodeID] = ringNeighbours
+        for m in fanoutPeers(round: round &+ 1) where !targets.contains(m) { targets.append(m) }
+        return targets
     }
 
     func publishStatus(now: UInt64) {
