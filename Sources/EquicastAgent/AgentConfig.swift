@@ -69,6 +69,13 @@ public struct AgentConfig: Equatable {
     public var rollbackCommand = ""
     /// `StorageRetryInterval`: seconds a download stopped by a full disk waits before trying again.
     public var storageRetryInterval = 600
+    /// `TransferReceiveBuffer`: the receive buffer (SO_RCVBUF, bytes; Linux doubles it) of each connection this
+    /// node opens to fetch chunks or sync. A node has up to 16 chunk requests out, each on its own connection;
+    /// left to the kernel, each window grows until the link's queue is full, and every request, bitfield and
+    /// probe then waits behind that queue. Capped, a node keeps at most about 16 windows of data in flight.
+    /// One connection carries at most about the buffer per round trip (16 KiB: some 6 Mbit/s at 20 ms, enough
+    /// for many peers at once); 0 leaves the buffer to the kernel, for long fat links.
+    public var transferReceiveBuffer = 16 << 10
     /// `SNMPAgentX`: attach to the device's snmpd as an AgentX subagent and serve EQUICAST-LITE-MIB (only in
     /// builds with SNMP support). Off by default.
     public var snmpAgentX = false
@@ -171,6 +178,10 @@ public struct AgentConfig: Equatable {
         case "healthcommand": healthCommand = value
         case "rollbackcommand": rollbackCommand = value
         case "storageretryinterval": storageRetryInterval = try seconds(max: 86_400)
+        case "transferreceivebuffer":
+            let v = try count()
+            guard v == 0 || (v >= 4096 && v <= 16 << 20) else { throw bad("expected 0 or 4096 ... 16777216 bytes") }
+            transferReceiveBuffer = v
         case "snmpagentx":
             switch value.asciiLowercased {
             case "on", "true", "yes", "1": snmpAgentX = true

@@ -238,7 +238,7 @@ public final class Daemon {
                     continue
                 }
                 do throws(PosixError) {
-                    let socket = try StreamSocket.connect(to: to)
+                    let socket = try StreamSocket.connect(to: to, receiveBuffer: config.transferReceiveBuffer)
                     let c = Connection(
                         socket: socket, kind: .outgoing(address: to), deadline: now + Daemon.connectionTimeout)
                     c.outbound = bytes
@@ -465,7 +465,10 @@ public final class Daemon {
     /// A reply (a chunk, 64 KiB) arrives in dozens of segments: the connection is polled readable only once
     /// the rest of the frame in progress is in, so the loop turns once per frame instead of once per segment.
     func wakeWhenFrameCompletes(_ c: Connection) {
-        let needed = min(c.framer.bytesToNextFrame, Daemon.lowWaterMax)
+        // Below half the receive buffer: the kernel wakes a reader short of its mark only once the window has
+        // all but closed, which would stall the peer while the loop waits.
+        let cap = config.transferReceiveBuffer > 0 ? min(Daemon.lowWaterMax, config.transferReceiveBuffer / 2) : Daemon.lowWaterMax
+        let needed = min(c.framer.bytesToNextFrame, cap)
         guard needed != c.lowWater else { return }
         do throws(PosixError) { try c.socket.setReceiveLowWater(needed) } catch { return }
         c.lowWater = needed

@@ -15,9 +15,16 @@ public final class StreamSocket {
     deinit { close(fd) }
 
     /// Starts a non-blocking TCP connection; completion shows as writability (see `finishConnect`).
-    public static func connect(to address: SocketAddress) throws(PosixError) -> StreamSocket {
+    /// - Parameter receiveBuffer: when above 0, the socket's receive buffer (SO_RCVBUF, which Linux doubles),
+    ///   set before the handshake so that the window the peer may fill never grows past it.
+    public static func connect(to address: SocketAddress, receiveBuffer: Int = 0) throws(PosixError) -> StreamSocket {
         let family = address.family == .ipv6 ? equicast_af_inet6() : equicast_af_inet()
         let fd = try retryingSyscall("socket") { socket(family, equicast_sock_stream(), 0) }
+        if receiveBuffer > 0 && equicast_set_rcvbuf(fd, Int32(clamping: receiveBuffer)) != 0 {
+            let code = equicast_errno()
+            close(fd)
+            throw .syscall(name: "setsockopt SO_RCVBUF", errno: code)
+        }
         var ep = address.endpoint
         if equicast_connect(fd, &ep) != 0 {
             let code = equicast_errno()

@@ -81,6 +81,20 @@ import Testing
         }
     }
 
+    @Test func transferReceiveBuffer() throws {
+        #expect(try parse("").transferReceiveBuffer == 16384)
+        #expect(try parse("TransferReceiveBuffer = 0").transferReceiveBuffer == 0)
+        #expect(try parse("TransferReceiveBuffer = 65536").transferReceiveBuffer == 65536)
+        for text in ["TransferReceiveBuffer = 100", "TransferReceiveBuffer = 16777217"] {
+            do {
+                _ = try parse(text)
+                Issue.record("'\(text)' was accepted")
+            } catch {
+                #expect(error.description.hasSuffix("expected 0 or 4096 ... 16777216 bytes"), "\(error)")
+            }
+        }
+    }
+
     @Test func storageRetryInterval() throws {
         #expect(try parse("").storageRetryInterval == 600)
         #expect(try parse("StorageRetryInterval = 30").storageRetryInterval == 30)
@@ -143,6 +157,7 @@ import Testing
             "ControlSocket", "NodeName", "LogLevel", "RingSize", "GossipInterval", "ProbeInterval", "ProbeTimeout",
             "HeartbeatTimeout", "Fanout", "IndirectChecks", "SuspicionMultiplier", "RetransmitMultiplier",
             "SyncInterval", "ReconnectInterval", "MembersMax", "SNMPAgentX", "SNMPAgentXSocket", "SNMPPingInterval",
+            "StorageRetryInterval", "TransferReceiveBuffer",
         ] {
             #expect(
                 text.contains("\n\(key) =") || text.contains("# \(key) ="),

@@ -181,6 +181,10 @@ static inline int equicast_set_reuseaddr(int fd) {
 }
 
 /* ---- TCP and Unix stream sockets --------------------------------------------------------------------------- */
+/* The receive buffer, which bounds the window the peer may fill; set before connect (Linux doubles the value). */
+static inline int equicast_set_rcvbuf(int fd, int bytes) {
+    return setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+}
 /* Readable (for poll) only once `bytes` are waiting, or at end of stream or error. */
 static inline int equicast_set_rcvlowat(int fd, int bytes) {
     return setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof(bytes));
