@@ -20,7 +20,8 @@ N hosts; the bytes each host fetched (chunk payloads, the agent's counter) and r
 gossip included, from the interface counters) while v2 spread, against the image size.
 
 Usage: bench/rollout.py --agent EQUICASTD --cli EQUICAST --samples DIR [--trials T] [--rate MBIT] N [N ...]
-Needs root, iproute2, nginx and curl.
+Needs root, iproute2, nginx and curl. With KEEP_LOGS=DIR in the environment, each Equicast fleet's agent logs and
+state directories (without chunks and images) are copied under DIR before they are removed.
 """
 import argparse
 import hashlib
@@ -233,6 +234,9 @@ class Fleet:
 
     def stop(self):
         kill_all(self.procs)
+        if os.environ.get("KEEP_LOGS"):
+            d = os.path.join(os.environ["KEEP_LOGS"], str(int(time.time() * 1000)))
+            shutil.copytree(self.dir, d, ignore=shutil.ignore_patterns("*.img", "chunks", "*.eqr", "*.sock", "image*"))
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

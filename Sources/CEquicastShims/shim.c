@@ -26,11 +26,13 @@ const char *equicast_argv(int index) {
     return equicast_saved_argv[index];
 }
 
-/* SIGTERM/SIGINT ask for a graceful leave, SIGHUP for a reload. No SA_RESTART: poll() returns EINTR at once.
-   SIGPIPE is ignored; writes to closed sockets return EPIPE instead. */
+/* SIGTERM/SIGINT ask for a graceful leave, SIGHUP for a reload. SIGCHLD (a hook command ended) only interrupts
+   poll, so the loop reaps the child at once instead of at its next timeout. No SA_RESTART: poll() returns EINTR
+   at once. SIGPIPE is ignored; writes to closed sockets return EPIPE instead. */
 static volatile sig_atomic_t equicast_pending_signals = 0;
 
 static void equicast_signal_handler(int signo) {
+    if (signo == SIGCHLD) return;
     equicast_pending_signals |= (signo == SIGHUP) ? EQUICAST_SIGNAL_RELOAD : EQUICAST_SIGNAL_TERMINATE;
 }
 
@@ -42,6 +44,8 @@ void equicast_install_signal_handlers(void) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    sa.sa_flags = SA_NOCLDSTOP;
+    sigaction(SIGCHLD, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     /* A parent may have started us with these blocked (the mask is inherited across fork and exec). */
     sigset_t wanted;
@@ -49,6 +53,7 @@ void equicast_install_signal_handlers(void) {
     sigaddset(&wanted, SIGTERM);
     sigaddset(&wanted, SIGINT);
     sigaddset(&wanted, SIGHUP);
+    sigaddset(&wanted, SIGCHLD);
     sigprocmask(SIG_UNBLOCK, &wanted, NULL);
 }
 

@@ -315,6 +315,7 @@ public final class Daemon {
             wake = min(wake, c.deadline)
         }
         if terminateRequestedAt != nil { wake = min(wake, now + 50) }
+        // A hook's end interrupts the wait (SIGCHLD); this bounds the wait should it end just before it starts.
         if hook != nil || resumeAfterDownload { wake = min(wake, now + 100) }
         if imageBusy { wake = now }
         let snmpFDs = snmpWatch(now: now, wake: &wake)

@@ -142,8 +142,10 @@ final class ReleaseStore {
 /// verified, and the agent's loop never stops for long (a device assembling a large image in one go would miss
 /// its membership probes). Each chunk is inflated and written at its offset as it is stored (`write`); chunks
 /// found already stored (reused from the installed image, or kept across a restart) are written a few per loop
-/// turn (`advance`). Once every chunk is written, the image is read back in order and hashed, again a slice per
-/// turn, and put in place as `releases/image` if the hash is the manifest's.
+/// turn (`advance`). The image is read back and hashed in order as far as it is written without a gap, a chunk
+/// at a time as chunks are written (they arrive roughly in order: the first source sends each in turn); once
+/// every chunk is written, the rest is read back and hashed a slice per turn, and the image is put in place as
+/// `releases/image` if the hash is the manifest's.
 ///
 /// Chunk ids were verified when stored; the per-chunk content hashes are not checked here (the image hash
 /// covers every byte). When the image does not verify, `ReleaseStore.assemble` builds it again from the chunk
@@ -155,14 +157,18 @@ final class ImageBuilder {
     private(set) var written: ChunkBitfield
     /// Where `advance` looks next for a stored chunk not yet written.
     private var cursor = 0
-    private var hash: BLAKE2bStream?
-    private var hashed: UInt64 = 0
+    private let hash = BLAKE2bStream()
+    /// The image's first `hashed` bytes are read back and hashed; they end inside chunk `hashChunk` (or at its
+    /// start).
+    private(set) var hashed: UInt64 = 0
+    private var hashChunk = 0
     /// Set when a chunk could not be inflated to its size: the image will not verify, and the diagnosing
     /// assembly is left to say why.
     private(set) var broken = false
 
-    /// What one loop turn writes from the chunk store (about), and reads back to hash (exactly; the buffer is
-    /// kept while the image is read back, so the agent's memory does not grow with the image).
+    /// What one loop turn (or one chunk written) writes from the chunk store or reads back to hash (about), and
+    /// the read-back buffer's size (kept while the image is built, so the agent's memory does not grow with the
+    /// image).
     static let sliceByteCount = 512 << 10
     static let readBackByteCount = 128 << 10
     private var readBack: [UInt8] = []
@@ -192,6 +198,30 @@ final class ImageBuilder {
         if free < needed { throw .noSpace(path: file.path, needed: needed, available: free) }
         try file.write(plain, at: c.offset)
         written.insert(index)
+        try hashWritten(limit: ImageBuilder.sliceByteCount)
+    }
+
+    /// Reads back and hashes, from where the hash stands, about `limit` bytes of the image as far as its chunks
+    /// are written; returns the bytes hashed.
+    @discardableResult
+    private func hashWritten(limit: Int) throws(PosixError) -> Int {
+        var done = 0
+        while done < limit && hashChunk < manifest.chunks.count && written.contains(hashChunk) && !broken {
+            let c = manifest.chunks[hashChunk]
+            let end = c.offset + UInt64(c.size)
+            if readBack.isEmpty { readBack = [UInt8](repeating: 0, count: ImageBuilder.readBackByteCount) }
+            let slice = Int(min(UInt64(readBack.count), end - hashed))
+            let n = try file.read(into: &readBack, at: hashed)
+            guard n >= slice else {
+                broken = true  // shorter than the chunks written: the diagnosing assembly says more
+                break
+            }
+            readBack.withUnsafeBytes { hash.update(UnsafeRawBufferPointer(rebasing: $0[0..<slice])) }
+            hashed += UInt64(slice)
+            done += slice
+            if hashed == end { hashChunk += 1 }
+        }
+        return done
     }
 
     /// One loop turn's share of the work: writes about one slice of the stored chunks (`stored`) not yet
@@ -218,20 +248,10 @@ final class ImageBuilder {
         }
         if moved >= ImageBuilder.sliceByteCount { return true }
         guard finishing, written.isComplete, !broken else { return false }
-        if hash == nil {
-            hash = BLAKE2bStream()
-            readBack = [UInt8](repeating: 0, count: ImageBuilder.readBackByteCount)
-        }
-        let slice = Int(min(UInt64(readBack.count), manifest.imageSize - hashed))
-        let n = try file.read(into: &readBack, at: hashed)
-        guard n >= slice else {
-            broken = true  // shorter than the chunks written: the diagnosing assembly says more
-            return false
-        }
-        readBack.withUnsafeBytes { hash!.update(UnsafeRawBufferPointer(rebasing: $0[0..<slice])) }
-        hashed += UInt64(slice)
+        try hashWritten(limit: ImageBuilder.readBackByteCount)
+        if broken { return false }
         if hashed < manifest.imageSize { return true }
-        guard hash!.finish() == manifest.imageHash else {
+        guard hash.finish() == manifest.imageHash else {
             broken = true
             return false
         }
