@@ -156,8 +156,9 @@ def sha256(path):
 class Fleet:
     """equicastd on every host; host 0 is the origin the release is pushed to."""
 
-    def __init__(self, net, agent, cli, pubkey, fleet_key):
+    def __init__(self, net, agent, cli, pubkey, fleet_key, options=()):
         self.net, self.agent, self.cli, self.pubkey, self.fleet_key = net, agent, cli, pubkey, fleet_key
+        self.options = [part for o in options for part in ("--" + o.partition("=")[0], o.partition("=")[2])]
         self.dir = tempfile.mkdtemp(prefix="fleet-", dir=SCRATCH)
         self.procs = {}
 
@@ -181,7 +182,7 @@ class Fleet:
                 self.agent, "run", "--BindAddress", f"{Network.address(i)}:{PORT}", "--StateDirectory",
                 self.state(i), "--FleetKeyFile", self.fleet_key, "--ReleasePublicKeyFile", self.pubkey, "--Product",
                 PRODUCT, "--InstallCommand", f'cp "$EQUICAST_IMAGE" {self.state(i)}/installed.img',
-                "--LogLevel", "warning"]
+                "--LogLevel", "warning"] + self.options
             if i:
                 args += ["--Seeds", f"{Network.address(0)}:{PORT}"]
             log = open(os.path.join(self.dir, f"n{i}.log"), "w")
@@ -242,7 +243,7 @@ class Fleet:
 
 
 def equicast_trial(net, args, keys, release, image):
-    fleet = Fleet(net, args.agent, args.cli, *keys)
+    fleet = Fleet(net, args.agent, args.cli, *keys, options=args.agent_option)
     try:
         fleet.start()
         time.sleep(2)  # let join traffic settle
@@ -336,7 +337,7 @@ http {{
 
 def update_trial(net, args, keys, v1, v2, image2):
     """v1 everywhere, then v2; per host, the bytes fetched and the link bytes received while v2 spread."""
-    fleet = Fleet(net, args.agent, args.cli, *keys)
+    fleet = Fleet(net, args.agent, args.cli, *keys, options=args.agent_option)
     try:
         fleet.start()
         time.sleep(2)
@@ -371,6 +372,8 @@ def main():
     p.add_argument("--trials", type=int, default=3)
     p.add_argument("--rate", type=int, default=20, help="Mbit/s each way on every link")
     p.add_argument("--equicast-only", action="store_true", help="skip nginx and the update (while tuning)")
+    p.add_argument("--agent-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="passed to every agent as --KEY VALUE (while tuning)")
     p.add_argument("--trace", metavar="DIR", help="write every link's byte counters, every 50 ms of each Equicast "
                    "trial, to a CSV in DIR (see bench/linktrace.py)")
     p.add_argument("sizes", type=int, nargs="+")
