@@ -468,7 +468,8 @@ public final class Daemon {
     func wakeWhenFrameCompletes(_ c: Connection) {
         // Below half the receive buffer: the kernel wakes a reader short of its mark only once the window has
         // all but closed, which would stall the peer while the loop waits.
-        let cap = config.transferReceiveBuffer > 0 ? min(Daemon.lowWaterMax, config.transferReceiveBuffer / 2) : Daemon.lowWaterMax
+        let buffer = config.transferReceiveBuffer
+        let cap = buffer > 0 ? min(Daemon.lowWaterMax, buffer / 2) : Daemon.lowWaterMax
         let needed = min(c.framer.bytesToNextFrame, cap)
         guard needed != c.lowWater else { return }
         do throws(PosixError) { try c.socket.setReceiveLowWater(needed) } catch { return }
