@@ -142,10 +142,10 @@ final class ReleaseStore {
 /// verified, and the agent's loop never stops for long (a device assembling a large image in one go would miss
 /// its membership probes). Each chunk is inflated and written at its offset as it is stored (`write`); chunks
 /// found already stored (reused from the installed image, or kept across a restart) are written a few per loop
-/// turn (`advance`). The image is read back and hashed in order as far as it is written without a gap, a chunk
-/// at a time as chunks are written (they arrive roughly in order: the first source sends each in turn); once
-/// every chunk is written, the rest is read back and hashed a slice per turn, and the image is put in place as
-/// `releases/image` if the hash is the manifest's.
+/// turn (`advance`). The image is read back and hashed in order as far as it is written without a gap, as
+/// chunks are written (the first source sends chunks in index order, so a good part of the image is usually
+/// hashed before the last chunk comes in); once every chunk is written, the rest is read back and hashed a slice
+/// per turn, and the image is put in place as `releases/image` if the hash is the manifest's.
 ///
 /// Chunk ids were verified when stored; the per-chunk content hashes are not checked here (the image hash
 /// covers every byte). When the image does not verify, `ReleaseStore.assemble` builds it again from the chunk
@@ -201,10 +201,9 @@ final class ImageBuilder {
         try hashWritten(limit: ImageBuilder.sliceByteCount)
     }
 
-    /// Reads back and hashes, from where the hash stands, about `limit` bytes of the image as far as its chunks
-    /// are written; returns the bytes hashed.
-    @discardableResult
-    private func hashWritten(limit: Int) throws(PosixError) -> Int {
+    /// Reads back and hashes, from where the hash stands, about `limit` bytes (at most one read-back buffer
+    /// more) of the image as far as its chunks are written.
+    private func hashWritten(limit: Int) throws(PosixError) {
         var done = 0
         while done < limit && hashChunk < manifest.chunks.count && written.contains(hashChunk) && !broken {
             let c = manifest.chunks[hashChunk]
@@ -221,7 +220,6 @@ final class ImageBuilder {
             done += slice
             if hashed == end { hashChunk += 1 }
         }
-        return done
     }
 
     /// One loop turn's share of the work: writes about one slice of the stored chunks (`stored`) not yet

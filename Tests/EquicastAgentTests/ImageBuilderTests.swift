@@ -7,8 +7,8 @@ import Testing
 
 /// The image is built while chunks arrive: in any order, with chunks already stored picked up a slice per loop
 /// turn, read back and hashed from its start as far as it is written, the rest a slice per turn once every chunk
-/// is in, then verified and put in place. A chunk missing from the store leaves
-/// it unverified, and the diagnosing assembly names that chunk.
+/// is in, then verified and put in place. A chunk missing from the store leaves it unverified, and the
+/// diagnosing assembly names that chunk.
 @Suite struct ImageBuilderTests {
     static let key = try! Ed25519.SigningKey(seed: [UInt8](repeating: 9, count: 32))
 
@@ -56,13 +56,13 @@ import Testing
         // written allows (a slice per chunk), but not verified and not put in place.
         _ = try ImageBuilderTests.drain(builder, stored: stored, finishing: false, store: store)
         #expect(builder.written.isComplete)
-        #expect(builder.hashed > 0 && builder.hashed <= 5 * UInt64(ImageBuilder.sliceByteCount))
+        #expect(builder.hashed > 0 && builder.hashed < m.imageSize)
         #expect(!builder.verified)
         #expect(!FileManager.default.fileExists(atPath: store.imagePath))
         // Finishing: the rest is read back at least a slice (128 KiB) per turn, verified, renamed into place.
         let rest = Int(m.imageSize - builder.hashed)
         let turns = try ImageBuilderTests.drain(builder, stored: stored, finishing: true, store: store)
-        #expect(turns >= 2 && turns <= rest / ImageBuilder.readBackByteCount + 1)
+        #expect(turns <= rest / ImageBuilder.readBackByteCount + 1)
         #expect(builder.verified)
         #expect(!builder.broken)
         #expect(try Data(contentsOf: URL(fileURLWithPath: store.imagePath)) == Data(image))
