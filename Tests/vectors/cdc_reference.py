@@ -41,7 +41,7 @@ def chunk_length(data, start):
     while i < min(MAX, end):
         h = ((h << 1) + GEAR[data[start + i]]) & MASK64
         i += 1
-        if h >> (64 - 14) == 0:
+        if h >> (64 - 12) == 0:
             return i
     return min(MAX, end)
 
