@@ -562,7 +562,7 @@ extension Node {
         transfer!.have.insert(index)
         counters.chunksVerified += 1
         storage.append(.storeChunk(release: transfer!.id, index: index, bytes: bytes))
-        transfer!.peers.markAllUntold()
+        transfer!.peers.markUntold(lacking: index)
         downloadProgressed(now: now)
     }
 
