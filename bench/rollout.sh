@@ -22,6 +22,7 @@ fi
 (cd "$root" && swift build -c release --product equicast >/dev/null)
 samples="$root/bench/out/samples"
 mkdir -p "$samples" "$root/bench/results"
-[ -f "$samples/sample-16m-v2.eqr" ] || "$root/firmware-samples/make-samples.sh" "$samples" >/dev/null
+# Cut every time (4 s) with the CLI just built: releases cut by an older chunker would time its rule, not today's.
+PATH="$root/.build/release:$PATH" "$root/firmware-samples/make-samples.sh" "$samples" >/dev/null
 python3 "$root/bench/rollout.py" --agent "$root/cross/out/x86_64/equicastd" --cli "$root/.build/release/equicast" \
   --samples "$samples" "${sizes[@]}" | tee "$root/bench/results/rollout.txt"

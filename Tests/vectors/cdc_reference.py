@@ -36,7 +36,7 @@ def chunk_length(data, start):
     while i < min(NORMAL, end):
         h = ((h << 1) + GEAR[data[start + i]]) & MASK64
         i += 1
-        if h >> (64 - 18) == 0:
+        if h >> (64 - 16) == 0:
             return i
     while i < min(MAX, end):
         h = ((h << 1) + GEAR[data[start + i]]) & MASK64
