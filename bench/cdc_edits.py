@@ -5,7 +5,7 @@ Cuts the first 8 MiB of the sample 16 MiB firmware with each rule (minimum 16 Ki
 HARD/EASY = the bits that must be zero before / after the normal size; the release format uses 16/12), then applies
 N seeded edits one at a time, every other one an insertion and the rest overwrites of L bytes, and re-cuts from the
 boundary before each edit until a boundary lines up with one of the original image again. Prints the chunk sizes
-and the mean bytes of new chunks per edit (before compression). The gear table is Tests/vectors/cdc_reference.py's.
+and the mean bytes of new chunks per edit (before compression). The rule is Tests/vectors/cdc_reference.py's, with the masks as parameters.
 
 Usage: bench/cdc_edits.py IMAGE [--edits N] [--length L] [--rules 16/12,18/12,...]
 (IMAGE: bench/out/samples/sample-16m-v1.img, from firmware-samples/make-samples.sh)
@@ -17,25 +17,7 @@ import random
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "vectors"))
-from cdc_reference import GEAR, MASK64, MAX, MIN, NORMAL  # noqa: E402
-
-
-def chunk_length(data, start, hard, easy):
-    end = len(data) - start
-    if end <= MIN:
-        return end
-    h, i = 0, MIN
-    while i < min(NORMAL, end):
-        h = ((h << 1) + GEAR[data[start + i]]) & MASK64
-        i += 1
-        if h >> (64 - hard) == 0:
-            return i
-    while i < min(MAX, end):
-        h = ((h << 1) + GEAR[data[start + i]]) & MASK64
-        i += 1
-        if h >> (64 - easy) == 0:
-            return i
-    return min(MAX, end)
+from cdc_reference import chunk_length  # noqa: E402
 
 
 def boundaries(data, hard, easy):

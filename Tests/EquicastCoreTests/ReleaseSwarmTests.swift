@@ -92,9 +92,10 @@ import Testing
         }
         // A swarm, not a star: the downloaders passed chunks on, and the origin uploaded well under the 7 copies
         // a star would. (This fleet has no bandwidth, so nothing makes a downloader wait for a peer rather than
-        // ask the origin, and the whole download takes about 80 ms: over seeds 1-12 (chunker rule 18/12) the origin's share was
-        // 4.35-5.04 copies, and the downloader that served least served 0.03-0.18 copies, or none in one seed.
-        // The simulator's rollout tests check the shares under bandwidth limits.)
+        // ask the origin, and the whole download takes about 80 ms: over seeds 1-12, with the chunker's earlier
+        // 18/12 rule, the origin's share was 4.35-5.04 copies, and the downloader that served least served
+        // 0.03-0.18 copies, or none in one seed. The simulator's rollout tests check the shares under bandwidth
+        // limits.)
         let size = UInt64(built.chunks.reduce(0) { $0 + $1.count })
         let served = fleet.nodes.map { $0.counters.bytesServed }
         print("bytes served per node, for \(size) bytes of chunks: \(served)")

@@ -28,7 +28,8 @@ GEAR = gear_table()
 MIN, NORMAL, MAX = 16 << 10, 64 << 10, 256 << 10
 
 
-def chunk_length(data, start):
+def chunk_length(data, start, hard=16, easy=12):
+    """The release format's rule: `hard` / `easy` top bits of h zero before / after the normal size (16 / 12)."""
     end = len(data) - start
     if end <= MIN:
         return end
@@ -36,12 +37,12 @@ def chunk_length(data, start):
     while i < min(NORMAL, end):
         h = ((h << 1) + GEAR[data[start + i]]) & MASK64
         i += 1
-        if h >> (64 - 16) == 0:
+        if h >> (64 - hard) == 0:
             return i
     while i < min(MAX, end):
         h = ((h << 1) + GEAR[data[start + i]]) & MASK64
         i += 1
-        if h >> (64 - 12) == 0:
+        if h >> (64 - easy) == 0:
             return i
     return min(MAX, end)
 

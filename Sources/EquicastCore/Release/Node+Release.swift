@@ -378,10 +378,7 @@ extension Node {
     /// Sends our bitfield to a peer (at `address`, or its table address).
     func sendHaves(to peer: NodeID, address: SocketAddress? = nil, wantsReply: Bool, now: UInt64) {
         guard let t = transfer, peer != id, let a = address ?? table[peer]?.address else { return }
-        if t.peers[peer] != nil {
-            transfer!.peers[peer]!.toldCurrent = true
-            transfer!.peers[peer]!.toldAt = now
-        }
+        if t.peers[peer] != nil { transfer!.peers[peer]!.toldCurrent = true }
         let message = TransferMessage(type: .haves, releaseID: t.id, haves: t.have, wantsReply: wantsReply)
         transmits.append(.datagram(to: a, bytes: sealTransfer(message, on: .datagram)))
     }

@@ -12,8 +12,7 @@ struct ReleaseTransfer {
         var failures = 0
         /// Served a chunk that did not match its id: never asked again for this release.
         var banned = false
-        /// When we last sent it our bitfield, and whether it has changed since.
-        var toldAt: UInt64 = 0
+        /// Whether it has our bitfield as it is now (see `markUntold`).
         var toldCurrent = false
         var heardAt: UInt64
     }
