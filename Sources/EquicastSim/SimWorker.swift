@@ -264,9 +264,11 @@ final class SimWorker {
                 node.releaseOpened(id, present: slots[s].stored!, now: nodeClock(s))
             case .storeChunk(_, let index, _):
                 slots[s].stored?.insert(index)
-            case .readChunk(let connection, let release, let index):
+            case .readChunk(let connection, let requester, let release, let index):
                 let bytes = slots[s].stored?.contains(index) == true ? r.chunks[index] : nil
-                node.serveChunk(connection: connection, release: release, index: index, bytes: bytes, now: nodeClock(s))
+                node.serveChunk(
+                    connection: connection, requester: requester, release: release, index: index, bytes: bytes,
+                    now: nodeClock(s))
             case .discardChunk(_, let index):
                 slots[s].stored?.remove(index)
             }

@@ -124,10 +124,12 @@ final class TestFleet {
             case .storeChunk(_, let index, let bytes):
                 stores[i][node.heldManifest!.manifest.chunks[index].id] = bytes
                 stored[i] += 1
-            case .readChunk(let connection, let release, let index):
+            case .readChunk(let connection, let requester, let release, let index):
                 var bytes = stores[i][node.heldManifest!.manifest.chunks[index].id]
                 if corruptStores.contains(i), bytes != nil { bytes![0] ^= 0xff }
-                node.serveChunk(connection: connection, release: release, index: index, bytes: bytes, now: now)
+                node.serveChunk(
+                    connection: connection, requester: requester, release: release, index: index, bytes: bytes, now: now
+                )
             case .discardChunk(_, let index):
                 stores[i][node.heldManifest!.manifest.chunks[index].id] = nil
             }

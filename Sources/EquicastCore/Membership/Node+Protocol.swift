@@ -76,7 +76,7 @@ extension Node {
                     message.bucketDigests, counts: message.bucketCounts, fingerprints: message.memberFingerprints)
             }
             let reply = Message(type: .syncResponse, digest: digest, items: items)
-            let frame = seal(reply, on: .stream, messageClass: .control)
+            let frame = seal(reply, on: .stream, to: sender, messageClass: .control)
             transmits.append(.streamReply(connection: connection, bytes: frame))
         case (.syncResponse, .outgoing(let sid)):
             guard pendingSyncs.removeValue(forKey: sid) != nil else { return }

@@ -128,7 +128,7 @@ extension Node {
             type: .syncRequest, digest: digest, items: [.member(selfUpdate)], bucketDigests: summary.digests,
             bucketCounts: summary.counts,
             memberFingerprints: buckets == 0 || !pullWithFingerprints ? [] : memberFingerprints(counts: summary.counts))
-        transmits.append(.streamOpen(id: sid, to: peer, bytes: seal(request, on: .stream)))
+        transmits.append(.streamOpen(id: sid, to: peer, bytes: seal(request, on: .stream, to: nil)))
     }
 
     /// A joining node retries its seeds until it knows someone; a member whose digest differs from a peer's

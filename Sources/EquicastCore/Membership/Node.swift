@@ -70,7 +70,7 @@ public final class Node {
     var sealer: FrameSealer
     var opener: FrameOpener
     var sequence: UInt64
-    var streamSequence: UInt64
+    var streamSequence: StreamSequencer
 
     // Members: a table, a list for O(1) random picks, and the incrementally kept ring and digests.
     var table: MemberTable
@@ -195,7 +195,7 @@ public final class Node {
         }
         self.incarnation = bootCount << 32
         self.sequence = bootCount << 32
-        self.streamSequence = bootCount << 32
+        self.streamSequence = StreamSequencer(base: bootCount << 32)
         var random = DeterministicRandom(seedBytes: randomSeed)
         let salt = random.next()
         self.releaseSettings = release
@@ -279,20 +279,23 @@ public final class Node {
 
     // MARK: sending
 
-    /// The next sequence number for a frame on `transport`: datagrams and stream frames are numbered
-    /// separately, and receivers keep a replay window for each (`FrameOpener`).
-    func nextSequence(_ transport: FrameTransport) -> UInt64 {
+    /// The next sequence number for a frame on `transport` to `receiver` (nil: a stream opened to an address
+    /// whose node is not known yet): datagrams and stream frames are numbered separately, and receivers keep a
+    /// replay window for each (`FrameOpener`); stream frames are numbered per receiver (`StreamSequencer`).
+    func nextSequence(_ transport: FrameTransport, to receiver: NodeID?) -> UInt64 {
         if transport == .datagram {
             sequence &+= 1
             return sequence
         }
-        streamSequence &+= 1
-        return streamSequence
+        return streamSequence.next(to: receiver)
     }
 
-    func seal(_ message: Message, on transport: FrameTransport, messageClass: MessageClass = .control) -> [UInt8] {
+    func seal(
+        _ message: Message, on transport: FrameTransport, to receiver: NodeID?, messageClass: MessageClass = .control
+    ) -> [UInt8] {
         let frame = sealer.seal(
-            message.encode(), messageClass: messageClass, sequence: nextSequence(transport), nonce: rng.bytes(24))
+            message.encode(), messageClass: messageClass, sequence: nextSequence(transport, to: receiver),
+            nonce: rng.bytes(24))
         counters.packetsOut += 1
         counters.bytesOut += UInt64(frame.count)
         return frame
@@ -306,7 +309,7 @@ public final class Node {
         m.items += queue.take(
             byteBudget: budget, itemsMax: Message.datagramItemsMax - m.items.count,
             limit: config.retransmitLimit(memberCount: present.count + 1), priority: member)
-        transmits.append(.datagram(to: address, bytes: seal(m, on: .datagram)))
+        transmits.append(.datagram(to: address, bytes: seal(m, on: .datagram, to: member)))
     }
 
     /// Senders whose replay windows are kept (see `ReplayTable`): the ring neighbours and recent gossip partners

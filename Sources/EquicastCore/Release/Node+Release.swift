@@ -57,8 +57,9 @@ public enum StorageRequest: Equatable, Sendable {
     /// Store a verified chunk (compressed bytes, named by the manifest's chunk id). On failure (full disk), call
     /// `chunkStoreFailed`: the download stops, and resumes after `ReleaseSettings.storageRetryInterval`.
     case storeChunk(release: Digest256, index: Int, bytes: [UInt8])
-    /// Read a stored chunk and hand it to `serveChunk(connection:release:index:bytes:now:)`, nil if unreadable.
-    case readChunk(connection: UInt64, release: Digest256, index: Int)
+    /// Read a stored chunk and hand it to `serveChunk(connection:requester:release:index:bytes:now:)`, nil if
+    /// unreadable.
+    case readChunk(connection: UInt64, requester: NodeID, release: Digest256, index: Int)
     /// A stored chunk read back wrong: delete it (it will be fetched again).
     case discardChunk(release: Digest256, index: Int)
 }
@@ -92,9 +93,9 @@ extension Node {
             chunksTotal: UInt16(target?.chunkCount ?? 0))
     }
 
-    func sealTransfer(_ m: TransferMessage, on transport: FrameTransport) -> [UInt8] {
+    func sealTransfer(_ m: TransferMessage, on transport: FrameTransport, to receiver: NodeID?) -> [UInt8] {
         let frame = sealer.seal(
-            m.encode(), messageClass: .data, sequence: nextSequence(transport), nonce: rng.bytes(24))
+            m.encode(), messageClass: .data, sequence: nextSequence(transport, to: receiver), nonce: rng.bytes(24))
         counters.packetsOut += 1
         counters.bytesOut += UInt64(frame.count)
         return frame
@@ -120,7 +121,9 @@ extension Node {
 
     /// The chunk a `readChunk` asked for, or nil when it could not be read. It is checked against its id before
     /// it is served: a chunk damaged on disk is dropped (and fetched again), never passed on.
-    public func serveChunk(connection: UInt64, release: Digest256, index: Int, bytes: [UInt8]?, now: UInt64) {
+    public func serveChunk(
+        connection: UInt64, requester: NodeID, release: Digest256, index: Int, bytes: [UInt8]?, now: UInt64
+    ) {
         var reply = TransferMessage(type: .chunkReply, releaseID: release, index: UInt16(clamping: index))
         if let t = transfer, t.id == release, index >= 0, index < t.chunkCount {
             if let b = bytes, t.matches(b, index: index) {
@@ -135,7 +138,8 @@ extension Node {
                 storage.append(.discardChunk(release: release, index: index))
             }
         }
-        transmits.append(.streamReply(connection: connection, bytes: sealTransfer(reply, on: .stream)))
+        transmits.append(
+            .streamReply(connection: connection, bytes: sealTransfer(reply, on: .stream, to: requester)))
     }
 
     /// Restores the release this node held before a restart, from the manifest the driver kept. It is verified
@@ -215,7 +219,8 @@ extension Node {
         transmits.append(
             .streamOpen(
                 id: sid, to: m.address,
-                bytes: sealTransfer(TransferMessage(type: .manifestRequest, releaseID: a.releaseID), on: .stream)))
+                bytes: sealTransfer(
+                    TransferMessage(type: .manifestRequest, releaseID: a.releaseID), on: .stream, to: sender)))
     }
 
     func heardStatus(_ st: NodeStatus, from sender: NodeID, now: UInt64) {
@@ -380,7 +385,7 @@ extension Node {
         guard let t = transfer, peer != id, let a = address ?? table[peer]?.address else { return }
         if t.peers[peer] != nil { transfer!.peers[peer]!.toldCurrent = true }
         let message = TransferMessage(type: .haves, releaseID: t.id, haves: t.have, wantsReply: wantsReply)
-        transmits.append(.datagram(to: a, bytes: sealTransfer(message, on: .datagram)))
+        transmits.append(.datagram(to: a, bytes: sealTransfer(message, on: .datagram, to: peer)))
     }
 
     func handleTransferFrame(_ frame: OpenedFrame, stream: StreamOrigin?, from: SocketAddress, now: UInt64) {
@@ -407,15 +412,15 @@ extension Node {
         case (.manifestRequest, .accepted(let c)):
             var reply = TransferMessage(type: .manifestReply, releaseID: m.releaseID)
             if let t = transfer, t.id == m.releaseID { reply.payload = t.signed.bytes }
-            transmits.append(.streamReply(connection: c, bytes: sealTransfer(reply, on: .stream)))
+            transmits.append(.streamReply(connection: c, bytes: sealTransfer(reply, on: .stream, to: sender)))
         case (.chunkRequest, .accepted(let c)):
             let index = Int(m.index)
             if let t = transfer, t.id == m.releaseID, t.have.contains(index) {
                 let serving = transfer!.chunkToServe(requested: index, by: sender)
-                storage.append(.readChunk(connection: c, release: t.id, index: serving))
+                storage.append(.readChunk(connection: c, requester: sender, release: t.id, index: serving))
             } else {
                 let reply = TransferMessage(type: .chunkReply, releaseID: m.releaseID, index: m.index)
-                transmits.append(.streamReply(connection: c, bytes: sealTransfer(reply, on: .stream)))
+                transmits.append(.streamReply(connection: c, bytes: sealTransfer(reply, on: .stream, to: sender)))
             }
         case (.manifestReply, .outgoing(let sid)):
             guard let f = manifestFetch, f.stream == sid else { return }
@@ -462,7 +467,7 @@ extension Node {
                 if transfer != nil, !transfer!.served.isComplete { transfer!.seeding = true }
                 reply.haves = transfer?.have
             }
-            transmits.append(.streamReply(connection: c, bytes: sealTransfer(reply, on: .stream)))
+            transmits.append(.streamReply(connection: c, bytes: sealTransfer(reply, on: .stream, to: sender)))
         case (.pushChunk, .accepted(let c)):
             var reply = TransferMessage(type: .pushReply)
             let index = Int(m.index)
@@ -479,14 +484,14 @@ extension Node {
                 reply.pushResult = .refused
                 reply.reason = "no pushed manifest for this release on this node"
             }
-            transmits.append(.streamReply(connection: c, bytes: sealTransfer(reply, on: .stream)))
+            transmits.append(.streamReply(connection: c, bytes: sealTransfer(reply, on: .stream, to: sender)))
         case (.statusRequest, .accepted(let c)):
             var statuses = [ownStatus]
             for st in fleetStatuses where st.node != id { statuses.append(st) }
             let reply = TransferMessage(
                 type: .statusReply, statuses: Array(statuses.prefix(TransferMessage.statusesMax)),
                 advert: transfer?.advert)
-            transmits.append(.streamReply(connection: c, bytes: sealTransfer(reply, on: .stream)))
+            transmits.append(.streamReply(connection: c, bytes: sealTransfer(reply, on: .stream, to: sender)))
         default:
             counters.decodeErrors += 1
             if case .outgoing(let sid)? = stream { transferStreamFailed(sid, now: now) }
@@ -596,7 +601,7 @@ extension Node {
             chunkFetches.append(ChunkFetch(stream: sid, peer: peer, address: address, index: index, startedAt: now))
             transfer!.started(index, from: peer)
             let request = TransferMessage(type: .chunkRequest, releaseID: t.id, index: UInt16(index))
-            transmits.append(.streamOpen(id: sid, to: address, bytes: sealTransfer(request, on: .stream)))
+            transmits.append(.streamOpen(id: sid, to: address, bytes: sealTransfer(request, on: .stream, to: peer)))
         }
     }
 }
