@@ -273,7 +273,13 @@ def equicast_trial(net, args, keys, release, image):
             raise RuntimeError(f"hosts {wrong} installed an image that differs from the source")
         served = int(fleet.status(0)["bytes_served"])
         rss = [proc_status_kib(p.pid, "VmHWM") for p in fleet.procs.values()]
-        return {"verified": verified, "committed": committed, "origin_served": served, "rss": rss, "busy": busy}
+        # Requests that failed (timed out, connection closed, reply refused) and frames refused as replayed or
+        # stale, over every agent: on these clean links both should be 0.
+        statuses = [fleet.status(i) for i in range(len(net.hosts))]
+        failed = sum(int(s["chunk_requests_failed"]) for s in statuses)
+        replays = sum(int(s["replays_rejected"]) for s in statuses)
+        return {"verified": verified, "committed": committed, "origin_served": served, "rss": rss, "busy": busy,
+                "failed": failed, "replays": replays}
     finally:
         fleet.stop()
 
@@ -457,6 +463,10 @@ def main():
             print(f"origin uploaded {statistics.median(copies):.2f} copies of the release file (median of trials); "
                   f"peak RSS per agent: median {statistics.median(rss) / 1024:.1f} MiB, "
                   f"max {max(rss) / 1024:.1f} MiB")
+            print("requests that failed, all agents, per trial: " +
+                  ", ".join(str(r["failed"]) for r in results["equicast"]) +
+                  "; frames refused as replayed or stale: " +
+                  ", ".join(str(r["replays"]) for r in results["equicast"]))
             sys.stdout.flush()
 
         if args.equicast_only:
