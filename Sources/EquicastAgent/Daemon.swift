@@ -431,7 +431,7 @@ public final class Daemon {
                     let before = c.replies
                     node.handleStreamFrame(frame, stream: .accepted(id), now: now)
                     flushNode(now: now)
-                    guard c.replies > before else {
+                    guard c.replies > before || node.answersLater(connection: id) else {
                         c.closeAfterWrite = true
                         if c.written == c.outbound.count { closeConnection(fd, c, now: now) }
                         return
@@ -451,8 +451,10 @@ public final class Daemon {
                         closeConnection(fd, c, now: now)
                         return
                     }
-                    let sid = c.pending.removeFirst()
+                    let sid = c.pending[0]
                     node.handleStreamFrame(frame, stream: .outgoing(sid), now: now)
+                    // A chunk comes in pieces, each a frame; the request is answered with its last.
+                    if !node.awaitsMoreFrames(stream: sid), c.pending.first == sid { c.pending.removeFirst() }
                 }
                 c.deadline = now + (c.pending.isEmpty ? Daemon.idleTimeout : Daemon.connectionTimeout)
                 wakeWhenFrameCompletes(c)

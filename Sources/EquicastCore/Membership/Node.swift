@@ -148,6 +148,8 @@ public final class Node {
     var manifestFetch: (advert: ReleaseAdvert, stream: UInt64, startedAt: UInt64, peer: NodeID, address: SocketAddress)?
     /// Chunk requests in flight (at most `chunkRequestsMax`, so a list).
     var chunkFetches: [ChunkFetch] = []
+    /// Chunk reads asked of the driver: the connection and the first piece wanted.
+    var chunkReadFrom: [(connection: UInt64, from: Int)] = []
     var trickle: Trickle
     var statusSequence: UInt64
     var nextHaves: UInt64 = 0

@@ -45,8 +45,11 @@ struct ChunkFetch {
     let stream: UInt64
     let peer: NodeID
     let address: SocketAddress
-    let index: Int
+    var index: Int
     let startedAt: UInt64
+    /// The first piece asked for, and the piece expected next.
+    let from: Int
+    var next: Int
 }
 
 /// Storage work the driver does for the node; the node itself never touches a file.
@@ -108,7 +111,10 @@ extension Node {
     public func releaseOpened(_ release: Digest256, present: ChunkBitfield, now: UInt64) {
         guard var t = transfer, t.id == release, !t.opened, present.count == t.chunkCount else { return }
         transfer = nil  // edit a unique copy
-        for i in 0..<present.count where present.contains(i) { t.have.insert(i) }
+        for i in 0..<present.count where present.contains(i) {
+            t.have.insert(i)
+            t.offered.insert(i)
+        }
         t.opened = true
         transfer = t
         // Ask the neighbourhood what it holds: ring neighbours, this round's fanout, and whoever announced it.
@@ -124,22 +130,54 @@ extension Node {
     public func serveChunk(
         connection: UInt64, requester: NodeID, release: Digest256, index: Int, bytes: [UInt8]?, now: UInt64
     ) {
-        var reply = TransferMessage(type: .chunkReply, releaseID: release, index: UInt16(clamping: index))
+        var from = 0
+        if let k = chunkReadFrom.firstIndex(where: { $0.connection == connection }) {
+            from = chunkReadFrom.remove(at: k).from
+        }
         if let t = transfer, t.id == release, index >= 0, index < t.chunkCount {
-            if let b = bytes, t.matches(b, index: index) {
-                reply.payload = b
+            if var b = bytes, t.matches(b, index: index) {
                 #if EQUICAST_FAULT_INJECTION
-                    if releaseSettings.faultServeCorruptChunks && !b.isEmpty { reply.payload[b.count / 2] ^= 0x01 }
+                    if releaseSettings.faultServeCorruptChunks && !b.isEmpty { b[b.count / 2] ^= 0x01 }
                 #endif
-                transfer!.bytesServed += UInt64(b.count)
-                counters.bytesServed += UInt64(b.count)
+                let total = t.pieceCount(index)
+                if from < total {
+                    for piece in from..<total {
+                        sendPiece(of: b, index: index, piece: piece, connection: connection, to: requester)
+                    }
+                    return
+                }
             } else if t.have.contains(index) {
                 transfer!.have.remove(index)
+                transfer!.offered.remove(index)
                 storage.append(.discardChunk(release: release, index: index))
             }
         }
+        let reply = TransferMessage(type: .chunkReply, releaseID: release, index: UInt16(clamping: index))
         transmits.append(
             .streamReply(connection: connection, bytes: sealTransfer(reply, on: .stream, to: requester)))
+    }
+
+    /// Piece `piece` of chunk `index`, cut from `bytes` (the chunk, or as much of it as has arrived).
+    func sendPiece(of bytes: [UInt8], index: Int, piece: Int, connection: UInt64, to requester: NodeID) {
+        guard let t = transfer else { return }
+        let start = piece * ReleaseTransfer.pieceSize
+        let end = min(bytes.count, start + ReleaseTransfer.pieceSize)
+        let m = TransferMessage(
+            type: .chunkPiece, releaseID: t.id, index: UInt16(index), piece: UInt16(piece),
+            payload: Array(bytes[start..<end]))
+        transfer!.bytesServed += UInt64(end - start)
+        counters.bytesServed += UInt64(end - start)
+        transmits.append(.streamReply(connection: connection, bytes: sealTransfer(m, on: .stream, to: requester)))
+    }
+
+    /// Whether a chunk request this node opened (stream `sid`) still expects pieces.
+    public func awaitsMoreFrames(stream sid: UInt64) -> Bool { chunkFetches.contains { $0.stream == sid } }
+
+    /// Whether a request on accepted connection `connection` is answered later, as the pieces arrive here.
+    public func answersLater(connection: UInt64) -> Bool {
+        guard let t = transfer else { return false }
+        for p in t.partials { for w in p.waiting where w.connection == connection { return true } }
+        return false
     }
 
     /// Restores the release this node held before a restart, from the manifest the driver kept. It is verified
@@ -163,6 +201,7 @@ extension Node {
     public func chunkStoreFailed(release: Digest256, index: Int, now: UInt64) {
         guard let t = transfer, t.id == release, index >= 0, index < t.chunkCount else { return }
         transfer!.have.remove(index)
+        transfer!.offered.remove(index)
         guard t.installable, storageRetryAt == 0 else { return }
         storageRetryAt = now + max(1, releaseSettings.storageRetryInterval)
         // Replies to requests in flight are dropped unread.
@@ -371,6 +410,9 @@ extension Node {
         counters.chunkRequestsFailed += 1
         guard transfer != nil else { return }
         transfer!.finished(f.index, from: f.peer)
+        if let k = transfer!.partialAt(f.index), transfer!.partials[k].stream == sid {
+            transfer!.partials[k].stream = nil
+        }
         if let p = transfer!.peers[f.peer] {
             if p.failures + 1 >= 3 {
                 transfer!.peers[f.peer] = nil
@@ -384,7 +426,7 @@ extension Node {
     func sendHaves(to peer: NodeID, address: SocketAddress? = nil, wantsReply: Bool, now: UInt64) {
         guard let t = transfer, peer != id, let a = address ?? table[peer]?.address else { return }
         if t.peers[peer] != nil { transfer!.peers[peer]!.toldCurrent = true }
-        let message = TransferMessage(type: .haves, releaseID: t.id, haves: t.have, wantsReply: wantsReply)
+        let message = TransferMessage(type: .haves, releaseID: t.id, haves: t.offered, wantsReply: wantsReply)
         transmits.append(.datagram(to: a, bytes: sealTransfer(message, on: .datagram, to: peer)))
     }
 
@@ -415,9 +457,30 @@ extension Node {
             transmits.append(.streamReply(connection: c, bytes: sealTransfer(reply, on: .stream, to: sender)))
         case (.chunkRequest, .accepted(let c)):
             let index = Int(m.index)
+            let from = Int(m.piece)
             if let t = transfer, t.id == m.releaseID, t.have.contains(index) {
-                let serving = transfer!.chunkToServe(requested: index, by: sender)
+                let serving = from == 0 ? transfer!.chunkToServe(requested: index, by: sender) : index
+                chunkReadFrom.append((c, from))
                 storage.append(.readChunk(connection: c, requester: sender, release: t.id, index: serving))
+            } else if let t = transfer, t.id == m.releaseID, index < t.chunkCount, let k = t.partialAt(index),
+                from < t.pieceCount(index)
+            {
+                // Arriving here: what has arrived now, the rest as it comes. Unless no fetch of it is in flight,
+                // or it comes from the requester itself (which would wait on us): then what we have and an end.
+                let p = t.partials[k]
+                var w = ReleaseTransfer.Partial.Waiter(connection: c, requester: sender, next: from)
+                while w.next < p.pieces {
+                    sendPiece(of: p.bytes, index: index, piece: w.next, connection: c, to: sender)
+                    w.next += 1
+                }
+                let feeder = chunkFetches.first { $0.stream == p.stream }?.peer
+                if feeder == nil || feeder == sender {
+                    let reply = TransferMessage(type: .chunkReply, releaseID: m.releaseID, index: m.index)
+                    transmits.append(
+                        .streamReply(connection: c, bytes: sealTransfer(reply, on: .stream, to: sender)))
+                } else {
+                    transfer!.partials[k].waiting.append(w)
+                }
             } else {
                 let reply = TransferMessage(type: .chunkReply, releaseID: m.releaseID, index: m.index)
                 transmits.append(.streamReply(connection: c, bytes: sealTransfer(reply, on: .stream, to: sender)))
@@ -430,10 +493,15 @@ extension Node {
                 events.append(.releaseRefused(error, from: from))
                 if updateState == .announced { updateState = installedVersion > 0 ? .committed : .idle }
             }
+        case (.chunkPiece, .outgoing(let sid)):
+            chunkPieceArrived(m, stream: sid, from: from, now: now)
         case (.chunkReply, .outgoing(let sid)):
             guard let f = takeChunkFetch(sid) else { return }
             guard transfer != nil else { return }
             transfer!.finished(f.index, from: f.peer)
+            if let k = transfer!.partialAt(f.index), transfer!.partials[k].stream == sid {
+                transfer!.partials[k].stream = nil
+            }
             // The reply names the chunk it carries: a seeding origin may send another than the one asked for.
             let index = Int(m.index)
             guard m.releaseID == transfer!.id, index < transfer!.chunkCount else {
@@ -564,8 +632,89 @@ extension Node {
         transfer!.have.insert(index)
         counters.chunksVerified += 1
         storage.append(.storeChunk(release: transfer!.id, index: index, bytes: bytes))
-        transfer!.peers.markUntold(lacking: index)
+        if !transfer!.offered.contains(index) {
+            transfer!.offered.insert(index)
+            transfer!.peers.markUntold(lacking: index)
+        }
         downloadProgressed(now: now)
+    }
+
+    /// A piece of a chunk this node asked for: kept, passed on to whoever waits for it, and once the chunk is
+    /// whole, checked against its id and stored.
+    func chunkPieceArrived(_ m: TransferMessage, stream sid: UInt64, from: SocketAddress, now: UInt64) {
+        guard let fk = chunkFetches.firstIndex(where: { $0.stream == sid }), let t = transfer else { return }
+        var f = chunkFetches[fk]
+        let index = Int(m.index)
+        let piece = Int(m.piece)
+        // A seeding origin may answer with another chunk than the one asked, in its first piece.
+        let valid = m.releaseID == t.id && index < t.chunkCount && !m.payload.isEmpty
+            && (index == f.index || (f.next == 0 && f.from == 0)) && piece == f.next
+            && piece < t.pieceCount(index)
+        guard valid else {
+            counters.decodeErrors += 1
+            transferStreamFailed(sid, now: now)
+            return
+        }
+        if index != f.index {
+            transfer!.requested.remove(f.index)
+            transfer!.requested.insert(index)
+            f.index = index
+        }
+        f.next += 1
+        chunkFetches[fk] = f
+        let total = t.pieceCount(index)
+        let last = piece + 1 == total
+        var feeds = false
+        if !t.have.contains(index) {
+            var k = t.partialAt(index)
+            if k == nil && piece == 0 {
+                transfer!.partials.append(ReleaseTransfer.Partial(index: index))
+                k = transfer!.partials.count - 1
+            }
+            if let k, transfer!.partials[k].pieces == piece,
+                transfer!.partials[k].stream == nil || transfer!.partials[k].stream == sid
+            {
+                feeds = true
+                transfer!.partials[k].stream = sid
+                transfer!.partials[k].bytes += m.payload
+                transfer!.partials[k].pieces += 1
+                if !transfer!.offered.contains(index) {
+                    transfer!.offered.insert(index)
+                    transfer!.peers.markUntold(lacking: index)
+                }
+                var waiting = transfer!.partials[k].waiting
+                for w in waiting.indices where waiting[w].next == piece {
+                    sendPiece(of: transfer!.partials[k].bytes, index: index, piece: piece,
+                        connection: waiting[w].connection, to: waiting[w].requester)
+                    waiting[w].next += 1
+                }
+                transfer!.partials[k].waiting = waiting
+            }
+        }
+        guard last else { return }
+        _ = takeChunkFetch(sid)
+        transfer!.finished(index, from: f.peer)
+        transfer!.peers[f.peer]?.failures = 0
+        if feeds, let k = transfer!.partialAt(index) {
+            let p = transfer!.partials.remove(at: k)
+            if transfer!.matches(p.bytes, index: index) {
+                counters.bytesDownloaded += UInt64(p.bytes.count)
+                transfer!.bytesDownloaded += UInt64(p.bytes.count)
+                chunkVerified(index, bytes: p.bytes, now: now)
+            } else {
+                counters.badChunks += 1
+                transfer!.offered.remove(index)
+                transfer!.peers[f.peer]?.banned = true
+                events.append(
+                    .integrityViolation(peer: f.peer, address: f.address, release: transfer!.id, chunk: index))
+                for w in p.waiting {
+                    let reply = TransferMessage(type: .chunkReply, releaseID: t.id, index: UInt16(index))
+                    transmits.append(
+                        .streamReply(connection: w.connection, bytes: sealTransfer(reply, on: .stream, to: w.requester)))
+                }
+            }
+        }
+        schedulePulls(now: now)
     }
 
     /// Gossips progress at every 1/progressSteps of the chunks; a complete installable release goes to the
@@ -598,9 +747,13 @@ extension Node {
             guard let address = transfer!.peers[peer]?.address else { continue }
             let sid = nextStreamID
             nextStreamID += 1
-            chunkFetches.append(ChunkFetch(stream: sid, peer: peer, address: address, index: index, startedAt: now))
+            let from = t.partialAt(index).map { t.partials[$0].pieces } ?? 0
+            chunkFetches.append(
+                ChunkFetch(
+                    stream: sid, peer: peer, address: address, index: index, startedAt: now, from: from, next: from))
             transfer!.started(index, from: peer)
-            let request = TransferMessage(type: .chunkRequest, releaseID: t.id, index: UInt16(index))
+            let request = TransferMessage(
+                type: .chunkRequest, releaseID: t.id, index: UInt16(index), piece: UInt16(from))
             transmits.append(.streamOpen(id: sid, to: address, bytes: sealTransfer(request, on: .stream, to: peer)))
         }
     }

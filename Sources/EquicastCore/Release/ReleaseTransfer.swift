@@ -52,12 +52,33 @@ struct ReleaseTransfer {
         }
     }
 
+    /// A chunk arriving piece by piece: the pieces so far (in order), the peer they come from (nil when no
+    /// fetch of it is in flight), and the requesters it is passed on to as its pieces arrive.
+    struct Partial {
+        struct Waiter {
+            let connection: UInt64
+            let requester: NodeID
+            var next: Int
+        }
+        let index: Int
+        var bytes: [UInt8] = []
+        var pieces = 0
+        /// The fetch stream its pieces come from, nil when none is in flight.
+        var stream: UInt64?
+        var waiting: [Waiter] = []
+    }
+
+    static let pieceSize = 16 << 10
+
     let signed: SignedManifest
     let advert: ReleaseAdvert
     /// False when this node holds the release only to spread it (another product, or not newer than what it
     /// runs): it fetches and serves chunks but never installs.
     let installable: Bool
     var have: ChunkBitfield
+    /// What peers are told we hold: the chunks held, and those of which at least one piece has arrived.
+    var offered: ChunkBitfield
+    var partials: [Partial] = []
     /// The driver has reported which chunks it already stores (`Node.releaseOpened`); no pulls before that.
     var opened = false
     /// The member whose announcement led us to it (it holds the manifest and probably chunks).
@@ -83,9 +104,16 @@ struct ReleaseTransfer {
         self.advert = ReleaseAdvert(signed)
         self.installable = installable
         self.have = ChunkBitfield(count: signed.manifest.chunks.count)
+        self.offered = ChunkBitfield(count: signed.manifest.chunks.count)
         self.requested = ChunkBitfield(count: signed.manifest.chunks.count)
         self.served = ChunkBitfield(count: signed.manifest.chunks.count)
     }
+
+    func pieceCount(_ index: Int) -> Int {
+        (Int(signed.manifest.chunks[index].compressedSize) + ReleaseTransfer.pieceSize - 1) / ReleaseTransfer.pieceSize
+    }
+
+    func partialAt(_ index: Int) -> Int? { partials.firstIndex { $0.index == index } }
 
     var id: Digest256 { advert.releaseID }
     var version: UInt64 { advert.version }

@@ -23,6 +23,9 @@ public enum TransferType: UInt8, Sendable, CaseIterable {
     case statusRequest = 9
     /// Stream: every node status the responder knows, itself first, with the release it is spreading.
     case statusReply = 10
+    /// Stream: one piece of a chunk, in answer to a chunk request; the pieces of one chunk follow each other
+    /// from the piece asked for to the chunk's last.
+    case chunkPiece = 11
 }
 
 /// How a node answered a push.
@@ -39,6 +42,8 @@ public struct TransferMessage: Equatable, Sendable {
     public var type: TransferType
     public var releaseID: Digest256
     public var index: UInt16
+    /// Chunk requests: the first piece wanted; chunk pieces: which piece this is.
+    public var piece: UInt16
     /// Haves and push replies: the sender's bitfield.
     public var haves: ChunkBitfield?
     /// Haves: the sender wants the receiver's bitfield in return.
@@ -54,7 +59,7 @@ public struct TransferMessage: Equatable, Sendable {
     public var advert: ReleaseAdvert?
 
     public init(
-        type: TransferType, releaseID: Digest256 = TransferMessage.noRelease, index: UInt16 = 0,
+        type: TransferType, releaseID: Digest256 = TransferMessage.noRelease, index: UInt16 = 0, piece: UInt16 = 0,
         haves: ChunkBitfield? = nil, wantsReply: Bool = false, payload: [UInt8] = [],
         pushResult: PushResult = .accepted,
         reason: String = "", statuses: [NodeStatus] = [], advert: ReleaseAdvert? = nil
@@ -62,6 +67,7 @@ public struct TransferMessage: Equatable, Sendable {
         self.type = type
         self.releaseID = releaseID
         self.index = index
+        self.piece = piece
         self.haves = haves
         self.wantsReply = wantsReply
         self.payload = payload
@@ -93,6 +99,13 @@ public struct TransferMessage: Equatable, Sendable {
         case .chunkRequest:
             w.write(releaseID.bytes)
             w.write(index)
+            w.write(piece)
+        case .chunkPiece:
+            w.write(releaseID.bytes)
+            w.write(index)
+            w.write(piece)
+            w.write(UInt32(payload.count))
+            w.write(payload)
         case .manifestReply, .chunkReply, .pushChunk:
             w.write(releaseID.bytes)
             w.write(index)
@@ -144,6 +157,12 @@ public struct TransferMessage: Equatable, Sendable {
         case .chunkRequest:
             m.releaseID = try readReleaseID(&r)
             m.index = try readIndex(&r)
+            m.piece = try r.readUInt16("piece")
+        case .chunkPiece:
+            m.releaseID = try readReleaseID(&r)
+            m.index = try readIndex(&r)
+            m.piece = try r.readUInt16("piece")
+            m.payload = try readPayload(&r)
         case .manifestReply, .chunkReply, .pushChunk:
             m.releaseID = try readReleaseID(&r)
             m.index = try readIndex(&r)
