@@ -109,12 +109,12 @@ extension Daemon {
                         setUpdate(.failed, now: now, rejecting: false)
                     }
                 }
-            case .readChunk(let connection, let requester, let release, let index):
+            case .readChunk(let connection, let requester, let release, let index, let from):
                 var bytes: [UInt8]?
                 if let c = node.heldChunk(index, of: release) { bytes = store.read(c.id, size: Int(c.compressedSize)) }
                 node.serveChunk(
-                    connection: connection, requester: requester, release: release, index: index, bytes: bytes, now: now
-                )
+                    connection: connection, requester: requester, release: release, index: index, from: from,
+                    bytes: bytes, now: now)
             case .discardChunk(let release, let index):
                 guard let chunk = node.heldChunk(index, of: release) else { continue }
                 log.log(

@@ -248,7 +248,7 @@ public final class Daemon {
                     log.log(.debug, "connect to \(to): \(error)")
                     node.handleStreamFailed(id: sid, now: now)
                 }
-            case .streamReply(let connection, let bytes):
+            case .streamReply(let connection, let bytes), .streamPart(let connection, let bytes):
                 for c in connections.values {
                     if case .peer(let id) = c.kind, id == UInt64(connection) {
                         c.queue(bytes)

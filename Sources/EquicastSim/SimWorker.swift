@@ -10,7 +10,8 @@ struct SimOutput {
     enum Kind {
         case datagram(to: Int32, bytes: [UInt8])
         case streamOpen(to: Int32, stream: UInt64, bytes: [UInt8])
-        case streamReply(connection: UInt64, bytes: [UInt8])
+        /// `last`: the reply's last frame (a chunk's pieces come as several).
+        case streamReply(connection: UInt64, bytes: [UInt8], last: Bool)
         /// A connection reached a node that is down.
         case refuse(connection: UInt64)
         /// The node's next timer, due after the window.
@@ -233,7 +234,12 @@ final class SimWorker {
                         time: now, node: Int32(s), kind: .streamOpen(to: Int32(d), stream: stream, bytes: bytes)))
             case .streamReply(let connection, let bytes):
                 outputs.append(
-                    SimOutput(time: now, node: Int32(s), kind: .streamReply(connection: connection, bytes: bytes)))
+                    SimOutput(
+                        time: now, node: Int32(s), kind: .streamReply(connection: connection, bytes: bytes, last: true)))
+            case .streamPart(let connection, let bytes):
+                outputs.append(
+                    SimOutput(
+                        time: now, node: Int32(s), kind: .streamReply(connection: connection, bytes: bytes, last: false)))
             }
         }
     }
@@ -264,10 +270,11 @@ final class SimWorker {
                 node.releaseOpened(id, present: slots[s].stored!, now: nodeClock(s))
             case .storeChunk(_, let index, _):
                 slots[s].stored?.insert(index)
-            case .readChunk(let connection, let requester, let release, let index):
+            case .readChunk(let connection, let requester, let release, let index, let from):
                 let bytes = slots[s].stored?.contains(index) == true ? r.chunks[index] : nil
                 node.serveChunk(
-                    connection: connection, requester: requester, release: release, index: index, bytes: bytes,
+                    connection: connection, requester: requester, release: release, index: index, from: from,
+                    bytes: bytes,
                     now: nodeClock(s))
             case .discardChunk(_, let index):
                 slots[s].stored?.remove(index)

@@ -318,8 +318,8 @@ public final class Simulator {
                 sendDatagram(from: s, to: Int(to), bytes: bytes)
             case .streamOpen(let to, let stream, let bytes):
                 openStream(from: s, to: Int(to), stream: stream, bytes: bytes)
-            case .streamReply(let connection, let bytes):
-                replyStream(from: s, connection: connection, bytes: bytes)
+            case .streamReply(let connection, let bytes, let last):
+                replyStream(from: s, connection: connection, bytes: bytes, last: last)
             case .refuse(let connection):
                 failConnection(connection)
             case .timer(let generation, let at):
@@ -537,8 +537,9 @@ public final class Simulator {
         queue.push(.streamRequest(to: Int32(d), from: Int32(s), connection: connection, bytes: bytes), at: at)
     }
 
-    func replyStream(from s: Int, connection: UInt64, bytes: [UInt8]) {
-        guard let c = connections.removeValue(forKey: connection) else { return }
+    /// A reply frame; the connection is forgotten after the reply's last frame.
+    func replyStream(from s: Int, connection: UInt64, bytes: [UInt8], last: Bool) {
+        guard let c = last ? connections.removeValue(forKey: connection) : connections[connection] else { return }
         bytesSent += UInt64(bytes.count)
         sampleBytes += UInt64(bytes.count)
         let r = Int(c.requester)

@@ -86,15 +86,34 @@ final class TestFleet {
             node.handleStreamFrame(reply, stream: .outgoing(sid), now: now)
             return
         }
-        nodes[j].handleStreamFrame(bytes, stream: .accepted(sid), now: now)
+        let connection = nextConnection
+        nextConnection += 1
+        connections[connection] = (i, sid)
+        nodes[j].handleStreamFrame(bytes, stream: .accepted(connection), now: now)
         serviceStorage(j)
         while let reply = nodes[j].pollTransmit() {
-            if case .streamReply(_, let r) = reply {
-                node.handleStreamFrame(r, stream: .outgoing(sid), now: now)
-            } else {
-                deferred[j, default: []].append(reply)
-            }
+            if !deliverReply(reply) { deferred[j, default: []].append(reply) }
         }
+    }
+
+    /// Accepted connections: the requester and its stream id, until the reply's last frame.
+    var connections: [UInt64: (node: Int, sid: UInt64)] = [:]
+    var nextConnection: UInt64 = 1
+
+    /// Hands a reply frame to the node whose request it answers; false when `t` is not a reply.
+    func deliverReply(_ t: Transmit) -> Bool {
+        let c: UInt64
+        let frame: [UInt8]
+        let last: Bool
+        switch t {
+        case .streamReply(let k, let r): (c, frame, last) = (k, r, true)
+        case .streamPart(let k, let r): (c, frame, last) = (k, r, false)
+        default: return false
+        }
+        guard let (i, sid) = connections[c] else { return true }
+        if last { connections[c] = nil }
+        if !crashed.contains(i) { nodes[i].handleStreamFrame(frame, stream: .outgoing(sid), now: now) }
+        return true
     }
 
     /// A compromised node's answer to a chunk request: well sealed, wrong bytes.
@@ -104,7 +123,8 @@ final class TestFleet {
             let m = try? TransferMessage.decode(frame.payload), m.type == .chunkRequest
         else { return nil }
         let reply = TransferMessage(
-            type: .chunkReply, releaseID: m.releaseID, index: m.index, payload: [UInt8](repeating: 0x5a, count: 4096))
+            type: .chunkPiece, releaseID: m.releaseID, index: m.index, piece: m.piece,
+            payload: [UInt8](repeating: 0x5a, count: 4096))
         rogueSequence += 1
         let sealer = FrameSealer(sender: nodes[j].id, keyring: TestFleet.keyring, encryptionEnabled: true)
         return sealer.seal(
@@ -124,12 +144,12 @@ final class TestFleet {
             case .storeChunk(_, let index, let bytes):
                 stores[i][node.heldManifest!.manifest.chunks[index].id] = bytes
                 stored[i] += 1
-            case .readChunk(let connection, let requester, let release, let index):
+            case .readChunk(let connection, let requester, let release, let index, let from):
                 var bytes = stores[i][node.heldManifest!.manifest.chunks[index].id]
                 if corruptStores.contains(i), bytes != nil { bytes![0] ^= 0xff }
                 node.serveChunk(
-                    connection: connection, requester: requester, release: release, index: index, bytes: bytes, now: now
-                )
+                    connection: connection, requester: requester, release: release, index: index, from: from,
+                    bytes: bytes, now: now)
             case .discardChunk(_, let index):
                 stores[i][node.heldManifest!.manifest.chunks[index].id] = nil
             }
@@ -156,8 +176,8 @@ final class TestFleet {
                 } else {
                     openStream(from: i, sid: sid, to: to, bytes: bytes)
                 }
-            case .streamReply:
-                break
+            case .streamReply, .streamPart:
+                _ = deliverReply(t)
             }
             serviceStorage(i)
         }

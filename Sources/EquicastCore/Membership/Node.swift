@@ -4,11 +4,14 @@ import EquicastCrypto
 public enum Transmit: Equatable, Sendable {
     /// One UDP datagram.
     case datagram(to: SocketAddress, bytes: [UInt8])
-    /// Open a TCP connection to `to`, send `bytes`, and hand the one frame that comes back to
-    /// `handleStreamFrame(_:stream:now:)` with `.outgoing(id)`; report failure with `handleStreamFailed`.
+    /// Open a TCP connection to `to` (or reuse an idle one), send `bytes`, and hand the frames that come back to
+    /// `handleStreamFrame(_:stream:now:)` with `.outgoing(id)` until `awaitsMoreFrames(stream:)` is false (one
+    /// frame, except for a chunk's pieces); report failure with `handleStreamFailed`.
     case streamOpen(id: UInt64, to: SocketAddress, bytes: [UInt8])
-    /// Send `bytes` on an accepted connection, then close it.
+    /// Send `bytes`, the reply (or its last frame) to the request read from an accepted connection.
     case streamReply(connection: UInt64, bytes: [UInt8])
+    /// Send `bytes` on an accepted connection: one frame of a reply that more frames follow (a chunk's pieces).
+    case streamPart(connection: UInt64, bytes: [UInt8])
 }
 
 /// Which TCP connection a stream frame came from.
@@ -148,8 +151,6 @@ public final class Node {
     var manifestFetch: (advert: ReleaseAdvert, stream: UInt64, startedAt: UInt64, peer: NodeID, address: SocketAddress)?
     /// Chunk requests in flight (at most `chunkRequestsMax`, so a list).
     var chunkFetches: [ChunkFetch] = []
-    /// Chunk reads asked of the driver: the connection and the first piece wanted.
-    var chunkReadFrom: [(connection: UInt64, from: Int)] = []
     var trickle: Trickle
     var statusSequence: UInt64
     var nextHaves: UInt64 = 0

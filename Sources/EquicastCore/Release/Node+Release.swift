@@ -62,7 +62,7 @@ public enum StorageRequest: Equatable, Sendable {
     case storeChunk(release: Digest256, index: Int, bytes: [UInt8])
     /// Read a stored chunk and hand it to `serveChunk(connection:requester:release:index:bytes:now:)`, nil if
     /// unreadable.
-    case readChunk(connection: UInt64, requester: NodeID, release: Digest256, index: Int)
+    case readChunk(connection: UInt64, requester: NodeID, release: Digest256, index: Int, from: Int)
     /// A stored chunk read back wrong: delete it (it will be fetched again).
     case discardChunk(release: Digest256, index: Int)
 }
@@ -126,23 +126,18 @@ extension Node {
     }
 
     /// The chunk a `readChunk` asked for, or nil when it could not be read. It is checked against its id before
-    /// it is served: a chunk damaged on disk is dropped (and fetched again), never passed on.
+    /// it is served, piece by piece from piece `from`: a chunk damaged on disk is dropped (and fetched again),
+    /// never passed on.
     public func serveChunk(
-        connection: UInt64, requester: NodeID, release: Digest256, index: Int, bytes: [UInt8]?, now: UInt64
+        connection: UInt64, requester: NodeID, release: Digest256, index: Int, from: Int, bytes: [UInt8]?,
+        now: UInt64
     ) {
-        var from = 0
-        if let k = chunkReadFrom.firstIndex(where: { $0.connection == connection }) {
-            from = chunkReadFrom.remove(at: k).from
-        }
         if let t = transfer, t.id == release, index >= 0, index < t.chunkCount {
-            if var b = bytes, t.matches(b, index: index) {
-                #if EQUICAST_FAULT_INJECTION
-                    if releaseSettings.faultServeCorruptChunks && !b.isEmpty { b[b.count / 2] ^= 0x01 }
-                #endif
-                let total = t.pieceCount(index)
-                if from < total {
-                    for piece in from..<total {
-                        sendPiece(of: b, index: index, piece: piece, connection: connection, to: requester)
+            if let b = bytes, t.matches(b, index: index) {
+                if from >= 0 && from < t.pieceCount(index) {
+                    for piece in from..<t.pieceCount(index) {
+                        let r = t.range(ofPiece: piece, in: index)
+                        sendPiece(Array(b[r]), index: index, piece: piece, connection: connection, to: requester)
                     }
                     return
                 }
@@ -157,17 +152,19 @@ extension Node {
             .streamReply(connection: connection, bytes: sealTransfer(reply, on: .stream, to: requester)))
     }
 
-    /// Piece `piece` of chunk `index`, cut from `bytes` (the chunk, or as much of it as has arrived).
-    func sendPiece(of bytes: [UInt8], index: Int, piece: Int, connection: UInt64, to requester: NodeID) {
+    /// One verified piece of chunk `index`, as a frame on an accepted connection.
+    func sendPiece(_ bytes: [UInt8], index: Int, piece: Int, connection: UInt64, to requester: NodeID) {
         guard let t = transfer else { return }
-        let start = piece * ReleaseTransfer.pieceSize
-        let end = min(bytes.count, start + ReleaseTransfer.pieceSize)
-        let m = TransferMessage(
-            type: .chunkPiece, releaseID: t.id, index: UInt16(index), piece: UInt16(piece),
-            payload: Array(bytes[start..<end]))
-        transfer!.bytesServed += UInt64(end - start)
-        counters.bytesServed += UInt64(end - start)
-        transmits.append(.streamReply(connection: connection, bytes: sealTransfer(m, on: .stream, to: requester)))
+        var m = TransferMessage(
+            type: .chunkPiece, releaseID: t.id, index: UInt16(index), piece: UInt16(piece), payload: bytes)
+        #if EQUICAST_FAULT_INJECTION
+            if releaseSettings.faultServeCorruptChunks && !bytes.isEmpty { m.payload[bytes.count / 2] ^= 0x01 }
+        #endif
+        transfer!.bytesServed += UInt64(bytes.count)
+        counters.bytesServed += UInt64(bytes.count)
+        let frame = sealTransfer(m, on: .stream, to: requester)
+        let last = piece + 1 == t.pieceCount(index)
+        transmits.append(last ? .streamReply(connection: connection, bytes: frame) : .streamPart(connection: connection, bytes: frame))
     }
 
     /// Whether a chunk request this node opened (stream `sid`) still expects pieces.
@@ -460,8 +457,8 @@ extension Node {
             let from = Int(m.piece)
             if let t = transfer, t.id == m.releaseID, t.have.contains(index) {
                 let serving = from == 0 ? transfer!.chunkToServe(requested: index, by: sender) : index
-                chunkReadFrom.append((c, from))
-                storage.append(.readChunk(connection: c, requester: sender, release: t.id, index: serving))
+                storage.append(
+                    .readChunk(connection: c, requester: sender, release: t.id, index: serving, from: from))
             } else if let t = transfer, t.id == m.releaseID, index < t.chunkCount, let k = t.partialAt(index),
                 from < t.pieceCount(index)
             {
@@ -470,7 +467,8 @@ extension Node {
                 let p = t.partials[k]
                 var w = ReleaseTransfer.Partial.Waiter(connection: c, requester: sender, next: from)
                 while w.next < p.pieces {
-                    sendPiece(of: p.bytes, index: index, piece: w.next, connection: c, to: sender)
+                    let r = t.range(ofPiece: w.next, in: index)
+                    sendPiece(Array(p.bytes[r]), index: index, piece: w.next, connection: c, to: sender)
                     w.next += 1
                 }
                 let feeder = chunkFetches.first { $0.stream == p.stream }?.peer
@@ -502,26 +500,15 @@ extension Node {
             if let k = transfer!.partialAt(f.index), transfer!.partials[k].stream == sid {
                 transfer!.partials[k].stream = nil
             }
-            // The reply names the chunk it carries: a seeding origin may send another than the one asked for.
-            let index = Int(m.index)
-            guard m.releaseID == transfer!.id, index < transfer!.chunkCount else {
+            // No chunk bytes travel in a chunk reply: it says the peer has no (more) pieces of the chunk for us
+            // (not held, damaged on its disk, or arriving there from us). Ask elsewhere, resuming the partial.
+            guard m.releaseID == transfer!.id, m.payload.isEmpty else {
+                counters.decodeErrors += 1
                 counters.chunkRequestsFailed += 1
                 return
             }
             transfer!.peers[f.peer]?.failures = 0
-            if m.payload.isEmpty {
-                // The peer no longer holds it (a chunk damaged on its disk, or it moved to a newer release).
-                if transfer!.peers[f.peer] != nil { transfer!.peers[f.peer]!.haves.remove(index) }
-            } else if transfer!.matches(m.payload, index: index) {
-                counters.bytesDownloaded += UInt64(m.payload.count)
-                transfer!.bytesDownloaded += UInt64(m.payload.count)
-                chunkVerified(index, bytes: m.payload, now: now)
-            } else {
-                counters.badChunks += 1
-                transfer!.peers[f.peer]?.banned = true
-                events.append(
-                    .integrityViolation(peer: f.peer, address: f.address, release: transfer!.id, chunk: index))
-            }
+            if transfer!.peers[f.peer] != nil { transfer!.peers[f.peer]!.haves.remove(f.index) }
             schedulePulls(now: now)
         case (.push, .accepted(let c)):
             var reply = TransferMessage(type: .pushReply)
@@ -639,20 +626,31 @@ extension Node {
         downloadProgressed(now: now)
     }
 
-    /// A piece of a chunk this node asked for: kept, passed on to whoever waits for it, and once the chunk is
-    /// whole, checked against its id and stored.
+    /// A piece of a chunk this node asked for. It is checked against its hash in the signed manifest, kept,
+    /// and passed on at once to the requesters waiting for it; once the chunk is whole it is checked against its
+    /// id and stored. A piece that does not match bans the peer that sent it, and the chunk is fetched
+    /// elsewhere from that piece on.
     func chunkPieceArrived(_ m: TransferMessage, stream sid: UInt64, from: SocketAddress, now: UInt64) {
         guard let fk = chunkFetches.firstIndex(where: { $0.stream == sid }), let t = transfer else { return }
         var f = chunkFetches[fk]
         let index = Int(m.index)
         let piece = Int(m.piece)
-        // A seeding origin may answer with another chunk than the one asked, in its first piece.
-        let valid = m.releaseID == t.id && index < t.chunkCount && !m.payload.isEmpty
-            && (index == f.index || (f.next == 0 && f.from == 0)) && piece == f.next
-            && piece < t.pieceCount(index)
-        guard valid else {
+        // The pieces of one chunk, in order from the one asked for. A reply's first piece may name another chunk
+        // than the one asked for: a seeding origin chooses what it sends (`chunkToServe`).
+        guard m.releaseID == t.id, index < t.chunkCount, piece == f.next, piece < t.pieceCount(index),
+            index == f.index || (f.from == 0 && piece == 0)
+        else {
             counters.decodeErrors += 1
+            events.append(.refused(.invalidValue(field: "chunk piece", value: UInt64(piece)), from: from))
             transferStreamFailed(sid, now: now)
+            return
+        }
+        guard t.pieceMatches(m.payload, index: index, piece: piece) else {
+            counters.badChunks += 1
+            transfer!.peers[f.peer]?.banned = true
+            events.append(.integrityViolation(peer: f.peer, address: f.address, release: t.id, chunk: index))
+            transferStreamFailed(sid, now: now)
+            schedulePulls(now: now)
             return
         }
         if index != f.index {
@@ -662,34 +660,32 @@ extension Node {
         }
         f.next += 1
         chunkFetches[fk] = f
-        let total = t.pieceCount(index)
-        let last = piece + 1 == total
+        counters.bytesDownloaded += UInt64(m.payload.count)
+        transfer!.bytesDownloaded += UInt64(m.payload.count)
+        let last = piece + 1 == t.pieceCount(index)
+        // Kept when it extends the chunk's partial (a chunk already held, or fed by another fetch, is not).
+        var k = t.partialAt(index)
+        if k == nil && piece == 0 && !t.have.contains(index) {
+            transfer!.partials.append(ReleaseTransfer.Partial(index: index))
+            k = transfer!.partials.count - 1
+        }
         var feeds = false
-        if !t.have.contains(index) {
-            var k = t.partialAt(index)
-            if k == nil && piece == 0 {
-                transfer!.partials.append(ReleaseTransfer.Partial(index: index))
-                k = transfer!.partials.count - 1
+        if let k, transfer!.partials[k].pieces == piece, (transfer!.partials[k].stream ?? sid) == sid {
+            feeds = true
+            transfer!.partials[k].stream = sid
+            transfer!.partials[k].bytes += m.payload
+            transfer!.partials[k].pieces += 1
+            if !transfer!.offered.contains(index) {
+                transfer!.offered.insert(index)
+                transfer!.peers.markUntold(lacking: index)
             }
-            if let k, transfer!.partials[k].pieces == piece,
-                transfer!.partials[k].stream == nil || transfer!.partials[k].stream == sid
-            {
-                feeds = true
-                transfer!.partials[k].stream = sid
-                transfer!.partials[k].bytes += m.payload
-                transfer!.partials[k].pieces += 1
-                if !transfer!.offered.contains(index) {
-                    transfer!.offered.insert(index)
-                    transfer!.peers.markUntold(lacking: index)
-                }
-                var waiting = transfer!.partials[k].waiting
-                for w in waiting.indices where waiting[w].next == piece {
-                    sendPiece(of: transfer!.partials[k].bytes, index: index, piece: piece,
-                        connection: waiting[w].connection, to: waiting[w].requester)
-                    waiting[w].next += 1
-                }
-                transfer!.partials[k].waiting = waiting
+            var waiting = transfer!.partials[k].waiting
+            for w in waiting.indices where waiting[w].next == piece {
+                sendPiece(m.payload, index: index, piece: piece, connection: waiting[w].connection,
+                    to: waiting[w].requester)
+                waiting[w].next += 1
             }
+            transfer!.partials[k].waiting = waiting
         }
         guard last else { return }
         _ = takeChunkFetch(sid)
@@ -698,23 +694,26 @@ extension Node {
         if feeds, let k = transfer!.partialAt(index) {
             let p = transfer!.partials.remove(at: k)
             if transfer!.matches(p.bytes, index: index) {
-                counters.bytesDownloaded += UInt64(p.bytes.count)
-                transfer!.bytesDownloaded += UInt64(p.bytes.count)
                 chunkVerified(index, bytes: p.bytes, now: now)
             } else {
+                // Every piece matched its hash and the whole does not match its id: the release itself is
+                // inconsistent (its signer listed piece hashes of other bytes). Nothing here is stored.
                 counters.badChunks += 1
                 transfer!.offered.remove(index)
-                transfer!.peers[f.peer]?.banned = true
-                events.append(
-                    .integrityViolation(peer: f.peer, address: f.address, release: transfer!.id, chunk: index))
-                for w in p.waiting {
-                    let reply = TransferMessage(type: .chunkReply, releaseID: t.id, index: UInt16(index))
-                    transmits.append(
-                        .streamReply(connection: w.connection, bytes: sealTransfer(reply, on: .stream, to: w.requester)))
-                }
+                endWaiters(p)
             }
         }
         schedulePulls(now: now)
+    }
+
+    /// Ends the requests waiting for a chunk's pieces that will not come from here: the requesters ask others.
+    func endWaiters(_ p: ReleaseTransfer.Partial) {
+        guard let t = transfer else { return }
+        for w in p.waiting {
+            let reply = TransferMessage(type: .chunkReply, releaseID: t.id, index: UInt16(p.index))
+            transmits.append(
+                .streamReply(connection: w.connection, bytes: sealTransfer(reply, on: .stream, to: w.requester)))
+        }
     }
 
     /// Gossips progress at every 1/progressSteps of the chunks; a complete installable release goes to the

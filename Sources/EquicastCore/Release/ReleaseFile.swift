@@ -27,9 +27,27 @@ public enum ReleaseBuilder {
             throw .invalidField(
                 field: "image", reason: "needs \(entries.count) chunks, more than \(ReleaseManifest.chunksMax)")
         }
+        // The smallest piece size that keeps the piece count within bounds (5,000 chunks of at most 256 KiB
+        // always fit at 256 KiB).
+        var pieceSize = ReleaseManifest.pieceSizeDefault
+        func pieces(_ size: UInt32) -> Int {
+            var n = 0
+            for e in entries { n += ReleaseManifest.pieceCount(compressedSize: e.compressedSize, pieceSize: size) }
+            return n
+        }
+        while pieces(pieceSize) > ReleaseManifest.piecesMax && pieceSize < ReleaseManifest.pieceSizeMax {
+            pieceSize *= 2
+        }
+        var pieceHashes: [UInt8] = []
+        for z in compressed {
+            z.withUnsafeBytes {
+                ReleaseManifest.appendPieceHashes(of: $0, pieceSize: Int(pieceSize), to: &pieceHashes)
+            }
+        }
         let manifest = ReleaseManifest(
             product: product, version: version, createdAt: createdAt, imageSize: UInt64(image.count),
-            imageHash: Digest256(hashing: image), policy: policy, chunks: entries)
+            imageHash: Digest256(hashing: image), policy: policy, pieceSize: pieceSize, chunks: entries,
+            pieceHashes: pieceHashes)
         return (try manifest.signed(by: key), compressed)
     }
 }

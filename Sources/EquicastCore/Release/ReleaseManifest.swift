@@ -70,7 +70,7 @@ public enum ReleaseError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .truncated(let field): return "truncated in \(field)"
         case .badMagic: return "not an Equicast release manifest (bad magic)"
-        case .unsupportedFormat(let v): return "manifest format \(v) is not supported (this build reads 1)"
+        case .unsupportedFormat(let v): return "manifest format \(v) is not supported (this build reads 2)"
         case .untrustedSigner(let key): return "manifest signed by an untrusted key \(key)"
         case .badSignature: return "manifest signature does not verify: the manifest was altered"
         case .invalidField(let field, let reason): return "manifest field \(field): \(reason)"
@@ -87,10 +87,19 @@ public enum ReleaseError: Error, Equatable, CustomStringConvertible {
 /// What a release says: which devices may install it, which image, cut into which chunks, rolled out how.
 public struct ReleaseManifest: Equatable, Sendable {
     public static let magic: [UInt8] = [0x45, 0x51, 0x52, 0x4d]  // "EQRM"
-    public static let formatVersion: UInt8 = 1
+    public static let formatVersion: UInt8 = 2
     public static let productByteCountMax = 64
-    /// Most chunks: keeps a manifest (80 bytes per chunk) within one stream frame.
-    public static let chunksMax = 6000
+    /// Most chunks and most pieces: a manifest (80 bytes per chunk, 16 per piece) stays within one stream
+    /// frame, and a bitfield of pieces (768 bytes at most) within one datagram.
+    public static let chunksMax = 5000
+    public static let piecesMax = 6144
+    /// The piece size `ReleaseBuilder` starts from (it doubles it while the image would need more than
+    /// `piecesMax` pieces), and the bounds a manifest's piece size must keep (powers of two).
+    public static let pieceSizeDefault: UInt32 = 16 << 10
+    public static let pieceSizeMin: UInt32 = 4 << 10
+    public static let pieceSizeMax: UInt32 = 256 << 10
+    /// Bytes of a piece hash: BLAKE2b with a 128-bit output.
+    public static let pieceHashByteCount = 16
     /// Magic, format version and total length.
     static let headerByteCount = 4 + 1 + 4
     /// Signer key and signature, at the end.
@@ -103,11 +112,16 @@ public struct ReleaseManifest: Equatable, Sendable {
     public var imageSize: UInt64
     public var imageHash: Digest256
     public var policy: RolloutPolicy
+    /// Each chunk's compressed bytes are cut into pieces of this size (the last one shorter), each verified on
+    /// its own, so that a peer can pass a piece on before the rest of its chunk has arrived.
+    public var pieceSize: UInt32
     public var chunks: [ChunkEntry]
+    /// BLAKE2b-128 of every piece, chunk after chunk, 16 bytes each.
+    public var pieceHashes: [UInt8]
 
     public init(
         product: String, version: UInt64, createdAt: UInt64, imageSize: UInt64, imageHash: Digest256,
-        policy: RolloutPolicy, chunks: [ChunkEntry]
+        policy: RolloutPolicy, pieceSize: UInt32, chunks: [ChunkEntry], pieceHashes: [UInt8]
     ) {
         self.product = product
         self.version = version
@@ -115,7 +129,31 @@ public struct ReleaseManifest: Equatable, Sendable {
         self.imageSize = imageSize
         self.imageHash = imageHash
         self.policy = policy
+        self.pieceSize = pieceSize
         self.chunks = chunks
+        self.pieceHashes = pieceHashes
+    }
+
+    /// Pieces of a chunk of `compressedSize` bytes (0 for an empty chunk, which `validate` refuses).
+    public static func pieceCount(compressedSize: UInt32, pieceSize: UInt32) -> Int {
+        pieceSize == 0 ? 0 : Int((UInt64(compressedSize) + UInt64(pieceSize) - 1) / UInt64(pieceSize))
+    }
+
+    /// Pieces of the whole release.
+    public var pieceCount: Int {
+        var n = 0
+        for c in chunks { n += ReleaseManifest.pieceCount(compressedSize: c.compressedSize, pieceSize: pieceSize) }
+        return n
+    }
+
+    /// The piece hash of each piece of `bytes` (one chunk's compressed bytes), appended to `hashes`.
+    public static func appendPieceHashes(of bytes: UnsafeRawBufferPointer, pieceSize: Int, to hashes: inout [UInt8]) {
+        var start = 0
+        while start < bytes.count {
+            let end = min(bytes.count, start + pieceSize)
+            hashes += BLAKE2b.hash(UnsafeRawBufferPointer(rebasing: bytes[start..<end]), outputByteCount: pieceHashByteCount)
+            start = end
+        }
     }
 
     /// Checks the rules a signed manifest must also satisfy; nil when valid.
@@ -153,12 +191,24 @@ public struct ReleaseManifest: Equatable, Sendable {
             offset += UInt64(c.size)
         }
         if offset != imageSize { return .invalidField(field: "image size", reason: "differs from the chunks' sum") }
+        if pieceSize < ReleaseManifest.pieceSizeMin || pieceSize > ReleaseManifest.pieceSizeMax
+            || pieceSize & (pieceSize - 1) != 0
+        {
+            return .invalidField(field: "piece size", reason: "must be a power of two from 4096 to 262144")
+        }
+        let pieces = pieceCount
+        if pieces > ReleaseManifest.piecesMax {
+            return .invalidField(field: "piece size", reason: "\(pieces) pieces, more than \(ReleaseManifest.piecesMax)")
+        }
+        if pieceHashes.count != pieces * ReleaseManifest.pieceHashByteCount {
+            return .invalidField(field: "piece hashes", reason: "\(pieces) pieces need \(pieces * 16) bytes")
+        }
         return nil
     }
 
     /// The manifest's bytes up to (not including) the signer key and signature.
     func encodeBody() -> [UInt8] {
-        var w = ByteWriter(capacity: 200 + chunks.count * ChunkEntry.encodedByteCount)
+        var w = ByteWriter(capacity: 200 + chunks.count * ChunkEntry.encodedByteCount + pieceHashes.count)
         w.write(ReleaseManifest.magic)
         w.write(ReleaseManifest.formatVersion)
         w.write(UInt32(0))  // total length, patched below
@@ -174,6 +224,7 @@ public struct ReleaseManifest: Equatable, Sendable {
         w.write(policy.maxFailurePercent)
         w.write(policy.healthTimeoutSeconds)
         w.write(UInt8(policy.allowDowngrade ? 1 : 0))
+        w.write(pieceSize)
         w.write(UInt32(chunks.count))
         for c in chunks {
             w.write(c.id.bytes)
@@ -182,6 +233,7 @@ public struct ReleaseManifest: Equatable, Sendable {
             w.write(c.size)
             w.write(c.compressedSize)
         }
+        w.write(pieceHashes)
         w.patch(UInt32(w.count + ReleaseManifest.trailerByteCount), at: 5)
         return w.bytes
     }
@@ -262,15 +314,21 @@ public struct SignedManifest: Equatable, Sendable {
         let healthTimeout = try r.u32("health timeout")
         let flags = try r.u8("flags")
         if flags & ~1 != 0 { throw .invalidField(field: "flags", reason: "unknown bits set") }
+        let pieceSize = try r.u32("piece size")
+        if pieceSize < ReleaseManifest.pieceSizeMin || pieceSize > ReleaseManifest.pieceSizeMax
+            || pieceSize & (pieceSize - 1) != 0
+        {
+            throw .invalidField(field: "piece size", reason: "must be a power of two from 4096 to 262144")
+        }
         let chunkCount = Int(try r.u32("chunk count"))
         if chunkCount == 0 || chunkCount > ReleaseManifest.chunksMax {
             throw .invalidField(field: "chunk count", reason: "must be 1-\(ReleaseManifest.chunksMax)")
         }
         let listBytes = chunkCount * ChunkEntry.encodedByteCount
         if r.remaining < listBytes { throw .truncated(field: "chunk list") }
-        if r.remaining > listBytes { throw .trailingBytes(count: r.remaining - listBytes) }
         var chunks: [ChunkEntry] = []
         chunks.reserveCapacity(chunkCount)
+        var pieces = 0
         for _ in 0..<chunkCount {
             let id = try r.digest("chunk id")
             let content = try r.digest("chunk content hash")
@@ -279,14 +337,22 @@ public struct SignedManifest: Equatable, Sendable {
             let compressed = try r.u32("chunk compressed size")
             chunks.append(
                 ChunkEntry(id: id, contentHash: content, offset: offset, size: size, compressedSize: compressed))
+            pieces += ReleaseManifest.pieceCount(compressedSize: compressed, pieceSize: pieceSize)
         }
+        if pieces > ReleaseManifest.piecesMax {
+            throw .invalidField(field: "piece size", reason: "\(pieces) pieces, more than \(ReleaseManifest.piecesMax)")
+        }
+        let hashBytes = pieces * ReleaseManifest.pieceHashByteCount
+        if r.remaining < hashBytes { throw .truncated(field: "piece hashes") }
+        if r.remaining > hashBytes { throw .trailingBytes(count: r.remaining - hashBytes) }
+        let pieceHashes = try r.bytes(hashBytes, "piece hashes")
         return ReleaseManifest(
             product: String(decoding: product, as: UTF8.self), version: version, createdAt: created,
             imageSize: imageSize, imageHash: imageHash,
             policy: RolloutPolicy(
                 wavePercents: waves, maxFailurePercent: maxFailure, healthTimeoutSeconds: healthTimeout,
                 allowDowngrade: flags & 1 != 0),
-            chunks: chunks)
+            pieceSize: pieceSize, chunks: chunks, pieceHashes: pieceHashes)
     }
 
     /// May a device of `product` running `installedVersion` (nil: none recorded) install this release?

@@ -52,9 +52,10 @@ struct ReleaseTransfer {
         }
     }
 
-    /// A chunk arriving piece by piece: the pieces so far (in order), the peer they come from (nil when no
-    /// fetch of it is in flight), and the requesters it is passed on to as its pieces arrive.
+    /// A chunk arriving piece by piece: its verified pieces so far (from its start, in order), the fetch
+    /// they come from, and the requesters its pieces are passed on to as they arrive.
     struct Partial {
+        /// A request for this chunk answered piece by piece: on which connection, and the piece it gets next.
         struct Waiter {
             let connection: UInt64
             let requester: NodeID
@@ -63,12 +64,11 @@ struct ReleaseTransfer {
         let index: Int
         var bytes: [UInt8] = []
         var pieces = 0
-        /// The fetch stream its pieces come from, nil when none is in flight.
+        /// The fetch stream its pieces come from; nil while none is in flight (a new request resumes at
+        /// `pieces`).
         var stream: UInt64?
         var waiting: [Waiter] = []
     }
-
-    static let pieceSize = 16 << 10
 
     let signed: SignedManifest
     let advert: ReleaseAdvert
@@ -79,6 +79,9 @@ struct ReleaseTransfer {
     /// What peers are told we hold: the chunks held, and those of which at least one piece has arrived.
     var offered: ChunkBitfield
     var partials: [Partial] = []
+    /// Each chunk's first piece in the manifest's piece list, and one past the last chunk's last.
+    let firstPiece: [Int]
+    let pieceSize: Int
     /// The driver has reported which chunks it already stores (`Node.releaseOpened`); no pulls before that.
     var opened = false
     /// The member whose announcement led us to it (it holds the manifest and probably chunks).
@@ -105,12 +108,36 @@ struct ReleaseTransfer {
         self.installable = installable
         self.have = ChunkBitfield(count: signed.manifest.chunks.count)
         self.offered = ChunkBitfield(count: signed.manifest.chunks.count)
+        var first: [Int] = []
+        first.reserveCapacity(signed.manifest.chunks.count + 1)
+        var n = 0
+        for c in signed.manifest.chunks {
+            first.append(n)
+            n += ReleaseManifest.pieceCount(compressedSize: c.compressedSize, pieceSize: signed.manifest.pieceSize)
+        }
+        first.append(n)
+        self.firstPiece = first
+        self.pieceSize = Int(signed.manifest.pieceSize)
         self.requested = ChunkBitfield(count: signed.manifest.chunks.count)
         self.served = ChunkBitfield(count: signed.manifest.chunks.count)
     }
 
-    func pieceCount(_ index: Int) -> Int {
-        (Int(signed.manifest.chunks[index].compressedSize) + ReleaseTransfer.pieceSize - 1) / ReleaseTransfer.pieceSize
+    func pieceCount(_ index: Int) -> Int { firstPiece[index + 1] - firstPiece[index] }
+
+    /// Where piece `piece` of chunk `index` lies in the chunk's compressed bytes.
+    func range(ofPiece piece: Int, in index: Int) -> Range<Int> {
+        let start = piece * pieceSize
+        return start..<min(start + pieceSize, Int(signed.manifest.chunks[index].compressedSize))
+    }
+
+    /// True when `bytes` is piece `piece` of chunk `index` as the manifest's piece hashes name it.
+    func pieceMatches(_ bytes: [UInt8], index: Int, piece: Int) -> Bool {
+        guard index >= 0 && index < chunkCount && piece >= 0 && piece < pieceCount(index),
+            bytes.count == range(ofPiece: piece, in: index).count
+        else { return false }
+        let n = ReleaseManifest.pieceHashByteCount
+        let at = (firstPiece[index] + piece) * n
+        return BLAKE2b.hash(bytes, outputByteCount: n)[...] == signed.manifest.pieceHashes[at..<at + n]
     }
 
     func partialAt(_ index: Int) -> Int? { partials.firstIndex { $0.index == index } }
