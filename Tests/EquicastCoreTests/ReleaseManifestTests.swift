@@ -19,9 +19,11 @@ import Testing
                     compressedSize: size / 2))
             offset += UInt64(size)
         }
+        // 35,000, 32,768 and 10,000 compressed bytes: 3 + 2 + 1 pieces of 16 KiB.
         return ReleaseManifest(
             product: product, version: version, createdAt: 1_790_000_000, imageSize: offset, imageHash: digest(9),
-            policy: RolloutPolicy(), chunks: chunks)
+            policy: RolloutPolicy(), pieceSize: 16_384, chunks: chunks,
+            pieceHashes: (0..<96).map { UInt8($0) })
     }
 
     @Test func signedManifestOpensToTheSameContent() throws {
@@ -31,7 +33,8 @@ import Testing
         #expect(opened == signed)
         #expect(opened.manifest == ReleaseManifestTests.sample())
         #expect(opened.releaseID == Digest256(hashing: signed.bytes))
-        #expect(signed.bytes.count == 9 + 1 + 12 + 8 * 3 + 32 + 1 + 3 + 1 + 4 + 1 + 4 + 3 * 80 + 32 + 64)
+        #expect(signed.bytes.count == 9 + 1 + 12 + 8 * 3 + 32 + 1 + 3 + 1 + 4 + 1 + 4 + 4 + 3 * 80 + 6 * 16 + 32 + 64)
+        #expect(opened.manifest.pieceCount == 6)
     }
 
     /// Every single-bit flip anywhere in a signed manifest is refused, and by the check that owns that byte:
@@ -127,9 +130,14 @@ import Testing
         size.imageSize += 1
         var huge = ReleaseManifestTests.sample()
         huge.chunks[2].size = 300_000
+        var oddPieces = ReleaseManifestTests.sample()
+        oddPieces.pieceSize = 20_000
+        var fewHashes = ReleaseManifestTests.sample()
+        fewHashes.pieceHashes.removeLast(16)
         let cases: [(ReleaseManifest, String)] = [
             (ReleaseManifestTests.sample(product: "bad product!"), "product"), (gap, "chunk 1 offset"),
-            (waves, "waves"), (size, "image size"), (huge, "chunk 2 size"),
+            (waves, "waves"), (size, "image size"), (huge, "chunk 2 size"), (oddPieces, "piece size"),
+            (fewHashes, "piece hashes"),
         ]
         for (manifest, field) in cases {
             do {

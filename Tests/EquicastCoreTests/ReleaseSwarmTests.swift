@@ -272,21 +272,36 @@ import Testing
                 nonce: [UInt8](repeating: UInt8(sequence & 0xff), count: 24))
             origin.handleStreamFrame(frame, stream: .accepted(800_000 + sequence), now: fleet.now)
             fleet.serviceStorage(0)
-            var reply: (Int, [UInt8])?
+            // The chunk comes as its pieces, in order, each naming the chunk; the last is the reply's end.
+            var index: Int?
+            var bytes: [UInt8] = []
+            var complete = false
             while let t = origin.pollTransmit() {
-                guard case .streamReply(_, let bytes) = t, let opened = try? opener.open(bytes, transport: .stream),
-                    let m = try? TransferMessage.decode(opened.payload), m.type == .chunkReply
+                let frame: [UInt8]
+                switch t {
+                case .streamPart(_, let f): frame = f
+                case .streamReply(_, let f):
+                    frame = f
+                    complete = true
+                default: continue
+                }
+                guard let opened = try? opener.open(frame, transport: .stream),
+                    let m = try? TransferMessage.decode(opened.payload), m.type == .chunkPiece
                 else { continue }
-                reply = (Int(m.index), m.payload)
+                #expect(index == nil || index == Int(m.index), "pieces of one reply name different chunks")
+                #expect(bytes.count == Int(m.piece) * 16_384, "piece \(m.piece) out of order")
+                index = Int(m.index)
+                bytes += m.payload
             }
-            return reply
+            guard complete, let index else { return nil }
+            return (index, bytes)
         }
         let first = ask(0, as: 0xA1)
         let second = ask(0, as: 0xA2)
         #expect(first?.0 == 0)
-        #expect(first?.1 == built.chunks[0])
+        #expect(first.map { $0.1 == built.chunks[0] } == true)
         #expect(second?.0 != nil && second?.0 != 0, "the same chunk twice while others had never left")
-        if let (k, bytes) = second { #expect(bytes == built.chunks[k]) }
+        if let (k, bytes) = second { #expect(bytes == built.chunks[k], "chunk \(k) served wrong") }
         // Each chunk leaves once; then a chunk asked for is the chunk served.
         var servedOnce = Set([first?.0, second?.0].compactMap { $0 })
         for _ in 0..<count where servedOnce.count < count {

@@ -112,8 +112,29 @@ final class TestFleet {
         }
         guard let (i, sid) = connections[c] else { return true }
         if last { connections[c] = nil }
+        if last && holdLastFrames && nodes[i].awaitsMoreFrames(stream: sid) {
+            held.append((i, sid, frame))
+            return true
+        }
         if !crashed.contains(i) { nodes[i].handleStreamFrame(frame, stream: .outgoing(sid), now: now) }
         return true
+    }
+
+    /// When set, the last frame of every chunk reply is kept back (in `held`): chunks stay one piece short.
+    var holdLastFrames = false
+    var held: [(node: Int, sid: UInt64, frame: [UInt8])] = []
+
+    /// Hands the frames kept back to their requesters (`deliver`), or fails their requests instead.
+    func releaseHeld(deliver: Bool) {
+        let frames = held
+        held = []
+        for h in frames where !crashed.contains(h.node) {
+            if deliver {
+                nodes[h.node].handleStreamFrame(h.frame, stream: .outgoing(h.sid), now: now)
+            } else {
+                nodes[h.node].handleStreamFailed(id: h.sid, now: now)
+            }
+        }
     }
 
     /// A compromised node's answer to a chunk request: well sealed, wrong bytes.

@@ -18,13 +18,14 @@ import Testing
             TransferMessage(type: .haves, releaseID: id, haves: haves, wantsReply: true),
             TransferMessage(type: .manifestRequest, releaseID: id),
             TransferMessage(type: .manifestReply, releaseID: id, payload: [9, 9, 9]),
-            TransferMessage(type: .chunkRequest, releaseID: id, index: 12),
+            TransferMessage(type: .chunkRequest, releaseID: id, index: 12, piece: 2),
             TransferMessage(type: .chunkReply, releaseID: id, index: 12, payload: []),
             TransferMessage(type: .push, payload: [1, 2]),
             TransferMessage(type: .pushChunk, releaseID: id, index: 3, payload: [4, 5, 6]),
             TransferMessage(type: .pushReply, haves: haves, pushResult: .refused, reason: "bad signature"),
             TransferMessage(type: .statusRequest),
             TransferMessage(type: .statusReply, statuses: [status, status], advert: advert),
+            TransferMessage(type: .chunkPiece, releaseID: id, index: 12, piece: 3, payload: [7, 7]),
         ]
     }
 
@@ -54,8 +55,13 @@ import Testing
         }
         // A chunk index beyond any manifest, a payload longer than a frame, an unknown type, a bad state.
         var request = TransferMessageTests.samples[3].encode()
-        request[request.count - 2] = 0xff
+        request[request.count - 4] = 0xff
         #expect(throws: WireError.invalidValue(field: "chunk index", value: 0xff0c)) {
+            try TransferMessage.decode(request)
+        }
+        request = TransferMessageTests.samples[3].encode()
+        request[request.count - 2] = 0xff
+        #expect(throws: WireError.invalidValue(field: "piece", value: 0xff02)) {
             try TransferMessage.decode(request)
         }
         var reply = TransferMessageTests.samples[4].encode()

@@ -157,11 +157,11 @@ public struct TransferMessage: Equatable, Sendable {
         case .chunkRequest:
             m.releaseID = try readReleaseID(&r)
             m.index = try readIndex(&r)
-            m.piece = try r.readUInt16("piece")
+            m.piece = try readPiece(&r)
         case .chunkPiece:
             m.releaseID = try readReleaseID(&r)
             m.index = try readIndex(&r)
-            m.piece = try r.readUInt16("piece")
+            m.piece = try readPiece(&r)
             m.payload = try readPayload(&r)
         case .manifestReply, .chunkReply, .pushChunk:
             m.releaseID = try readReleaseID(&r)
@@ -205,6 +205,12 @@ public struct TransferMessage: Equatable, Sendable {
         let i = try r.readUInt16("chunk index")
         guard Int(i) < ReleaseManifest.chunksMax else { throw .invalidValue(field: "chunk index", value: UInt64(i)) }
         return i
+    }
+
+    static func readPiece(_ r: inout ByteReader) throws(WireError) -> UInt16 {
+        let p = try r.readUInt16("piece")
+        guard Int(p) < ReleaseManifest.piecesMax else { throw .invalidValue(field: "piece", value: UInt64(p)) }
+        return p
     }
 
     static func readPayload(_ r: inout ByteReader) throws(WireError) -> [UInt8] {
