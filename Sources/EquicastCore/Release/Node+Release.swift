@@ -665,7 +665,7 @@ extension Node {
         let last = piece + 1 == t.pieceCount(index)
         // Kept when it extends the chunk's partial (a chunk already held, or fed by another fetch, is not).
         var k = t.partialAt(index)
-        if k == nil && piece == 0 && !t.have.contains(index) {
+        if k == nil && piece == 0 && !t.have.contains(index) && makeRoomForPartial() {
             transfer!.partials.append(ReleaseTransfer.Partial(index: index))
             k = transfer!.partials.count - 1
         }
@@ -704,6 +704,19 @@ extension Node {
             }
         }
         schedulePulls(now: now)
+    }
+
+    /// Chunks held in part, in memory: one per request in flight, and a few whose fetch broke off (they are
+    /// asked for again first). Beyond it the oldest idle one (no fetch, nobody waiting) is dropped; with none
+    /// idle, a new chunk's pieces are passed through unkept. Bounds a download's memory, as the replies in
+    /// flight did when a chunk came in one frame.
+    func makeRoomForPartial() -> Bool {
+        guard let t = transfer else { return false }
+        if t.partials.count < releaseSettings.chunkRequestsMax + 8 { return true }
+        guard let k = t.partials.firstIndex(where: { $0.stream == nil && $0.waiting.isEmpty }) else { return false }
+        let dropped = transfer!.partials.remove(at: k)
+        transfer!.offered.remove(dropped.index)
+        return true
     }
 
     /// Ends the requests waiting for a chunk's pieces that will not come from here: the requesters ask others.

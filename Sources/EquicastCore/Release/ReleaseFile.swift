@@ -97,17 +97,26 @@ public enum ReleaseFile {
         return (manifestBytes, body, ranges)
     }
 
-    /// Verifies a whole release file: the manifest against `trustedKeys`, every chunk against its id and (once
-    /// inflated) its content hash, and the assembled image against the image hash. Returns the manifest.
+    /// Verifies a whole release file: the manifest against `trustedKeys`, every chunk against its id, its piece
+    /// hashes and (once inflated) its content hash, and the assembled image against the image hash. Returns the manifest.
     public static func verify(_ bytes: [UInt8], trustedKeys: [Ed25519.PublicKey]) throws(ReleaseError) -> SignedManifest
     {
         let parts = try split(bytes)
         let signed = try SignedManifest.open(parts.manifest, trustedKeys: trustedKeys)
         var image: [UInt8] = []
         image.reserveCapacity(Int(signed.manifest.imageSize))
+        var hashes: [UInt8] = []
+        hashes.reserveCapacity(signed.manifest.pieceHashes.count)
         for (i, (entry, range)) in zip(signed.manifest.chunks, parts.chunks).enumerated() {
             let z = Array(bytes[range])
             if Digest256(hashing: z) != entry.id { throw .badChunk(index: i, reason: "does not hash to its id") }
+            let at = hashes.count
+            z.withUnsafeBytes {
+                ReleaseManifest.appendPieceHashes(of: $0, pieceSize: Int(signed.manifest.pieceSize), to: &hashes)
+            }
+            if hashes[at...] != signed.manifest.pieceHashes[at..<hashes.count] {
+                throw .badChunk(index: i, reason: "its pieces do not match their hashes")
+            }
             let limits = InflateLimits(outputByteCountMax: Int(entry.size), ratioMax: nil)
             guard let plain = try? Zlib.inflate(z, limits: limits), plain.count == Int(entry.size) else {
                 throw .badChunk(index: i, reason: "does not inflate to its size")

@@ -90,7 +90,7 @@ public struct ReleaseManifest: Equatable, Sendable {
     public static let formatVersion: UInt8 = 2
     public static let productByteCountMax = 64
     /// Most chunks and most pieces: a manifest (80 bytes per chunk, 16 per piece) stays within one stream
-    /// frame, and a bitfield of pieces (768 bytes at most) within one datagram.
+    /// frame.
     public static let chunksMax = 5000
     public static let piecesMax = 6144
     /// The piece size `ReleaseBuilder` starts from (it doubles it while the image would need more than
