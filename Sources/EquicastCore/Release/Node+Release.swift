@@ -635,6 +635,7 @@ extension Node {
         var f = chunkFetches[fk]
         let index = Int(m.index)
         let piece = Int(m.piece)
+        // (`t` is not used once `transfer` changes: a copy alive then would make every piece copy its chunk.)
         // The pieces of one chunk, in order from the one asked for. A reply's first piece may name another chunk
         // than the one asked for: a seeding origin chooses what it sends (`chunkToServe`).
         guard m.releaseID == t.id, index < t.chunkCount, piece == f.next, piece < t.pieceCount(index),
@@ -648,7 +649,7 @@ extension Node {
         guard t.pieceMatches(m.payload, index: index, piece: piece) else {
             counters.badChunks += 1
             transfer!.peers[f.peer]?.banned = true
-            events.append(.integrityViolation(peer: f.peer, address: f.address, release: t.id, chunk: index))
+            events.append(.integrityViolation(peer: f.peer, address: f.address, release: transfer!.id, chunk: index))
             transferStreamFailed(sid, now: now)
             schedulePulls(now: now)
             return
@@ -662,10 +663,10 @@ extension Node {
         chunkFetches[fk] = f
         counters.bytesDownloaded += UInt64(m.payload.count)
         transfer!.bytesDownloaded += UInt64(m.payload.count)
-        let last = piece + 1 == t.pieceCount(index)
+        let last = piece + 1 == transfer!.pieceCount(index)
         // Kept when it extends the chunk's partial (a chunk already held, or fed by another fetch, is not).
-        var k = t.partialAt(index)
-        if k == nil && piece == 0 && !t.have.contains(index) && makeRoomForPartial() {
+        var k = transfer!.partialAt(index)
+        if k == nil && piece == 0 && !transfer!.have.contains(index) && makeRoomForPartial() {
             transfer!.partials.append(ReleaseTransfer.Partial(index: index))
             k = transfer!.partials.count - 1
         }
