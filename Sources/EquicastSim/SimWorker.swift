@@ -235,11 +235,13 @@ final class SimWorker {
             case .streamReply(let connection, let bytes):
                 outputs.append(
                     SimOutput(
-                        time: now, node: Int32(s), kind: .streamReply(connection: connection, bytes: bytes, last: true)))
+                        time: now, node: Int32(s), kind: .streamReply(connection: connection, bytes: bytes, last: true))
+                )
             case .streamPart(let connection, let bytes):
                 outputs.append(
                     SimOutput(
-                        time: now, node: Int32(s), kind: .streamReply(connection: connection, bytes: bytes, last: false)))
+                        time: now, node: Int32(s), kind: .streamReply(connection: connection, bytes: bytes, last: false)
+                    ))
             }
         }
     }

@@ -163,8 +163,11 @@ extension Node {
         transfer!.bytesServed += UInt64(bytes.count)
         counters.bytesServed += UInt64(bytes.count)
         let frame = sealTransfer(m, on: .stream, to: requester)
-        let last = piece + 1 == t.pieceCount(index)
-        transmits.append(last ? .streamReply(connection: connection, bytes: frame) : .streamPart(connection: connection, bytes: frame))
+        if piece + 1 == t.pieceCount(index) {
+            transmits.append(.streamReply(connection: connection, bytes: frame))
+        } else {
+            transmits.append(.streamPart(connection: connection, bytes: frame))
+        }
     }
 
     /// Whether a chunk request this node opened (stream `sid`) still expects pieces.
@@ -682,7 +685,8 @@ extension Node {
             }
             var waiting = transfer!.partials[k].waiting
             for w in waiting.indices where waiting[w].next == piece {
-                sendPiece(m.payload, index: index, piece: piece, connection: waiting[w].connection,
+                sendPiece(
+                    m.payload, index: index, piece: piece, connection: waiting[w].connection,
                     to: waiting[w].requester)
                 waiting[w].next += 1
             }

@@ -151,7 +151,8 @@ public struct ReleaseManifest: Equatable, Sendable {
         var start = 0
         while start < bytes.count {
             let end = min(bytes.count, start + pieceSize)
-            hashes += BLAKE2b.hash(UnsafeRawBufferPointer(rebasing: bytes[start..<end]), outputByteCount: pieceHashByteCount)
+            hashes += BLAKE2b.hash(
+                UnsafeRawBufferPointer(rebasing: bytes[start..<end]), outputByteCount: pieceHashByteCount)
             start = end
         }
     }
@@ -198,7 +199,8 @@ public struct ReleaseManifest: Equatable, Sendable {
         }
         let pieces = pieceCount
         if pieces > ReleaseManifest.piecesMax {
-            return .invalidField(field: "piece size", reason: "\(pieces) pieces, more than \(ReleaseManifest.piecesMax)")
+            return .invalidField(
+                field: "piece size", reason: "\(pieces) pieces, more than \(ReleaseManifest.piecesMax)")
         }
         if pieceHashes.count != pieces * ReleaseManifest.pieceHashByteCount {
             return .invalidField(field: "piece hashes", reason: "\(pieces) pieces need \(pieces * 16) bytes")

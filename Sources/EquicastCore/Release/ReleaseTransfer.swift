@@ -187,7 +187,9 @@ struct ReleaseTransfer {
             var n: UInt64 = 0
             for p in usable where p.haves.contains(i) { n += 1 }
             // A chunk partly here (its fetch broke off) goes first: its pieces are paid for and held in memory.
-            if n > 0 { candidates.append((partialAt(i) == nil ? n : 0) << 32 | (rng.next() & 0xffff) << 16 | UInt64(i)) }
+            if n > 0 {
+                candidates.append((partialAt(i) == nil ? n : 0) << 32 | (rng.next() & 0xffff) << 16 | UInt64(i))
+            }
         }
         candidates.sort()
         // A peer holding everything gets one request from us, not `perPeer`: every node downloading asks it,
