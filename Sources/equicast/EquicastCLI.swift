@@ -185,6 +185,7 @@ struct ReleaseInspect: ParsableCommand {
             "chunks         \(m.chunks.count) (sizes \(sizes.min() ?? 0)-\(sizes.max() ?? 0), mean "
                 + "\(m.imageSize / UInt64(max(1, m.chunks.count)))), \(compressed) bytes compressed "
                 + "(\(m.imageSize == 0 ? 0 : compressed * 100 / m.imageSize)% of the image)")
+        print("pieces         \(m.pieceCount) of \(m.pieceSize / 1024) KiB, each with its BLAKE2b-128 in the manifest")
         print("waves          \(m.policy.wavePercents.map { "\($0)%" }.joined(separator: ", "))")
         print("max failure    \(m.policy.maxFailurePercent)% of a wave pauses the rollout")
         print("health check   \(m.policy.healthTimeoutSeconds) s")

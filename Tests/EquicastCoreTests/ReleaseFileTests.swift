@@ -34,6 +34,30 @@ import Testing
         }
     }
 
+    /// Piece hashes that do not describe the chunks (a release signed with a broken list) fail verification at the
+    /// first chunk they are wrong for, though the signature and every chunk id are good; each piece of a built
+    /// release hashes to its entry.
+    @Test func pieceHashesAreCheckedChunkByChunk() throws {
+        let image = ContentDefinedChunkerTests.firmwareLike(count: 1 << 20, seed: 6)
+        let built = try ReleaseBuilder.build(
+            image: image, product: "acme-gw", version: 3, createdAt: 1, policy: RolloutPolicy(),
+            key: ReleaseFileTests.key)
+        let m = built.manifest.manifest
+        #expect(m.pieceSize == 16_384)
+        #expect(m.pieceHashes.count == m.pieceCount * 16)
+        var wrong = m
+        let chunk = 3
+        var first = 0
+        for c in m.chunks[0..<chunk] {
+            first += ReleaseManifest.pieceCount(compressedSize: c.compressedSize, pieceSize: m.pieceSize)
+        }
+        wrong.pieceHashes[first * 16] ^= 0x01
+        let file = ReleaseFile.encode(try wrong.signed(by: ReleaseFileTests.key), chunks: built.chunks)
+        #expect(throws: ReleaseError.badChunk(index: chunk, reason: "its pieces do not match their hashes")) {
+            try ReleaseFile.verify(file, trustedKeys: [ReleaseFileTests.key.publicKey])
+        }
+    }
+
     /// A v2 with a few small edits (one an insertion) shares almost every chunk id with v1: an update moves only
     /// what changed.
     @Test func smallChangeSharesMostChunks() throws {
