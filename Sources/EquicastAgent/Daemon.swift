@@ -49,8 +49,9 @@ public final class Daemon {
 
     /// A TCP or control-socket connection. Peer connections stay open between requests: a node pulling
     /// chunks from a peer sends them one after another on one connection, which keeps TCP's window open
-    /// instead of paying a handshake and slow start per chunk. Each request gets exactly one reply, in order,
-    /// so replies are matched to requests by position.
+    /// instead of paying a handshake and slow start per chunk. Each request gets its reply, in order (a chunk's
+    /// as one frame per piece, until the node no longer `awaitsMoreFrames`), so replies are matched to requests
+    /// by position.
     final class Connection {
         enum Kind {
             /// Accepted from a peer (or the operator tool): requests in, replies out.

@@ -20,11 +20,15 @@ import Testing
         }
 
         mutating func ask(_ node: Node, release: Digest256, index: Int, from: Int, connection: UInt64, now: UInt64) {
-            sequence += 1
             let request = TransferMessage(
                 type: .chunkRequest, releaseID: release, index: UInt16(index), piece: UInt16(from))
+            send(request, to: node, connection: connection, now: now)
+        }
+
+        mutating func send(_ m: TransferMessage, to node: Node, connection: UInt64, now: UInt64) {
+            sequence += 1
             let frame = sealer.seal(
-                request.encode(), messageClass: .data, sequence: sequence,
+                m.encode(), messageClass: .data, sequence: sequence,
                 nonce: [UInt8](repeating: UInt8(sequence & 0xff), count: 24))
             node.handleStreamFrame(frame, stream: .accepted(connection), now: now)
         }
@@ -106,6 +110,30 @@ import Testing
         #expect(got.messages.dropLast().map { Int($0.piece) } == Array(0..<p.pieces))
         #expect(got.messages.last?.type == .chunkReply && got.messages.last?.payload.isEmpty == true)
         #expect(!relay.answersLater(connection: 700_002))
+    }
+
+    @Test func aChunkPushedWhileItsPiecesArriveEndsTheRequestsWaitingForIt() throws {
+        let (fleet, built, p) = try ChunkRelayTests.oneChunkShort()
+        let relay = fleet.nodes[1]
+        let count = relay.transfer!.pieceCount(p.index)
+        var r = Requester(who: NodeID(rawValue: 0xB2))
+        r.ask(relay, release: built.manifest.releaseID, index: p.index, from: 1, connection: 700_003, now: fleet.now)
+        let first = r.collect(relay, connection: 700_003, fleet: fleet, slot: 1)
+        #expect(first.messages.map { Int($0.piece) } == Array(1..<(count - 1)))
+        #expect(!first.ended)
+        // An operator pushes that very chunk to the relay.
+        var operatorTool = Requester(who: NodeID(rawValue: 0xC12))
+        let push = TransferMessage(
+            type: .pushChunk, releaseID: built.manifest.releaseID, index: UInt16(p.index),
+            payload: built.chunks[p.index])
+        operatorTool.send(push, to: relay, connection: 700_004, now: fleet.now)
+        let rest = r.collect(relay, connection: 700_003, fleet: fleet, slot: 1)
+        #expect(rest.messages.last.map { Int($0.piece) } == count - 1)
+        #expect(rest.ended)
+        let bytes = (first.messages + rest.messages.filter { $0.type == .chunkPiece }).flatMap(\.payload)
+        #expect(bytes == Array(built.chunks[p.index][16_384...]))
+        #expect(relay.transfer!.partialAt(p.index) == nil)
+        #expect(relay.releaseHaves?.contains(p.index) == true)
     }
 
     @Test func anInterruptedChunkResumesAtItsNextPiece() throws {

@@ -622,6 +622,17 @@ extension Node {
         transfer!.have.insert(index)
         counters.chunksVerified += 1
         storage.append(.storeChunk(release: transfer!.id, index: index, bytes: bytes))
+        if let k = transfer!.partialAt(index) {
+            // Whole by another way (an operator pushed it) while its pieces were arriving: whoever waits for them
+            // gets the rest from the chunk.
+            let p = transfer!.partials.remove(at: k)
+            for w in p.waiting where w.next < transfer!.pieceCount(index) {
+                for piece in w.next..<transfer!.pieceCount(index) {
+                    let r = transfer!.range(ofPiece: piece, in: index)
+                    sendPiece(Array(bytes[r]), index: index, piece: piece, connection: w.connection, to: w.requester)
+                }
+            }
+        }
         if !transfer!.offered.contains(index) {
             transfer!.offered.insert(index)
             transfer!.peers.markUntold(lacking: index)
