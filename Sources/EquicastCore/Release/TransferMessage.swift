@@ -2,16 +2,17 @@ import EquicastCrypto
 
 /// Release transfer message types, the payload of `data`-class frames. APPEND ONLY.
 public enum TransferType: UInt8, Sendable, CaseIterable {
-    /// Datagram: which chunks of a release the sender holds. A receiver that holds the release and has not told
-    /// the sender lately answers with its own.
+    /// Datagram: which chunks of a release the sender holds or has begun to receive (it passes those on as their
+    /// pieces arrive). A receiver that holds the release and has not told the sender lately answers with its own.
     case haves = 1
     /// Stream: "send me this release's manifest".
     case manifestRequest = 2
     /// Stream: the signed manifest, or nothing when the responder does not hold it.
     case manifestReply = 3
-    /// Stream: "send me chunk `index` of this release".
+    /// Stream: "send me chunk `index` of this release, from piece `piece` on". Answered with the chunk's pieces.
     case chunkRequest = 4
-    /// Stream: the chunk's compressed bytes, or nothing when the responder does not hold it.
+    /// Stream: "no (more) pieces of chunk `index` from me" (not held, or arriving here from the requester itself);
+    /// carries no bytes.
     case chunkReply = 5
     /// Stream, operator to node: a signed manifest handed over by `equicast rollout push`.
     case push = 6
@@ -42,13 +43,13 @@ public struct TransferMessage: Equatable, Sendable {
     public var type: TransferType
     public var releaseID: Digest256
     public var index: UInt16
-    /// Chunk requests: the first piece wanted; chunk pieces: which piece this is.
+    /// Chunk requests: the first piece wanted; chunk pieces: which piece of the chunk this is.
     public var piece: UInt16
     /// Haves and push replies: the sender's bitfield.
     public var haves: ChunkBitfield?
     /// Haves: the sender wants the receiver's bitfield in return.
     public var wantsReply: Bool
-    /// Manifest and chunk replies, pushes: the bytes; empty when the responder does not hold them.
+    /// Manifest replies, chunk pieces, pushes: the bytes (a manifest reply: empty when the responder does not hold it).
     public var payload: [UInt8]
     public var pushResult: PushResult
     /// Push replies: why a push was refused.
