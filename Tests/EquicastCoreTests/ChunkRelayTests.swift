@@ -136,6 +136,28 @@ import Testing
         #expect(relay.releaseHaves?.contains(p.index) == true)
     }
 
+    /// A full disk stops the download (`chunkStoreFailed`): the chunk under way is dropped with the requests in
+    /// flight, and when the node tries again it is fetched afresh and stored, not fetched over and over.
+    @Test func aStorageFailureDropsTheChunkUnderWayAndTheRetryCompletes() throws {
+        let (fleet, built, p) = try ChunkRelayTests.oneChunkShort()
+        let relay = fleet.nodes[1]
+        var r = Requester(who: NodeID(rawValue: 0xB3))
+        r.ask(relay, release: built.manifest.releaseID, index: p.index, from: 0, connection: 700_005, now: fleet.now)
+        _ = r.collect(relay, connection: 700_005, fleet: fleet, slot: 1)
+        relay.chunkStoreFailed(release: built.manifest.releaseID, index: p.index, now: fleet.now)
+        #expect(relay.transfer!.partials.isEmpty)
+        #expect(!relay.transfer!.offered.contains(p.index))
+        let ended = r.collect(relay, connection: 700_005, fleet: fleet, slot: 1)
+        #expect(ended.ended && ended.messages.last?.type == .chunkReply, "the waiting request was not ended")
+        fleet.holdLastFrames = false
+        fleet.releaseHeld(deliver: true)  // the reply to the dropped request still comes in: ignored
+        let retry = ReleaseSettings().storageRetryInterval
+        #expect(fleet.runUntil(deadline: fleet.now + retry + 30_000) { ReleaseSwarmTests.complete(fleet) } != nil)
+        let total = built.chunks.reduce(0) { $0 + $1.count }
+        #expect(relay.counters.bytesDownloaded < UInt64(2 * total), "\(relay.counters.bytesDownloaded) bytes")
+        #expect(fleet.stored[1] == built.chunks.count)
+    }
+
     @Test func anInterruptedChunkResumesAtItsNextPiece() throws {
         let (fleet, built, p) = try ChunkRelayTests.oneChunkShort()
         let relay = fleet.nodes[1]

@@ -204,9 +204,15 @@ extension Node {
         transfer!.offered.remove(index)
         guard t.installable, storageRetryAt == 0 else { return }
         storageRetryAt = now + max(1, releaseSettings.storageRetryInterval)
-        // Replies to requests in flight are dropped unread.
+        // Replies to requests in flight are dropped unread, and so are the chunks under way (no longer offered,
+        // their waiting requests ended so they go elsewhere): the retry fetches them afresh.
         for f in chunkFetches { transfer!.finished(f.index, from: f.peer) }
         chunkFetches = []
+        for p in transfer!.partials {
+            transfer!.offered.remove(p.index)
+            endWaiters(p)
+        }
+        transfer!.partials = []
         if updateState == .downloading {
             updateState = .failed
             publishStatus(now: now)
@@ -685,6 +691,12 @@ extension Node {
             k = transfer!.partials.count - 1
         }
         var feeds = false
+        // A partial is fed by one fetch at a time; one whose fetch is no longer in flight is free.
+        if let k, let owner = transfer!.partials[k].stream, owner != sid,
+            !chunkFetches.contains(where: { $0.stream == owner })
+        {
+            transfer!.partials[k].stream = nil
+        }
         if let k, transfer!.partials[k].pieces == piece, (transfer!.partials[k].stream ?? sid) == sid {
             feeds = true
             transfer!.partials[k].stream = sid
