@@ -19,8 +19,6 @@ public enum Frame {
     public static let headerByteCount = 52
     /// Tag (AEAD) or MAC bytes at the end of every body.
     public static let tagByteCount = 16
-    /// Offset of the body length field, for stream readers that need the frame size before the frame.
-    static let bodyLengthOffset = 48
     /// Bytes of every frame that are not payload.
     public static let overheadByteCount = headerByteCount + tagByteCount
 }

@@ -61,20 +61,6 @@ extension Simulator {
         }
     }
 
-    /// Every live node has verified the release (trivially false before the hand-over).
-    var rolloutComplete: Bool {
-        guard let r = rollout, r.startedAt != nil else { return false }
-        for s in slots where s.up && s.verifiedAt == nil { return false }
-        return true
-    }
-
-    /// Live nodes that have verified the release.
-    var verifiedCount: Int {
-        var n = 0
-        for s in slots where s.up && s.verifiedAt != nil { n += 1 }
-        return n
-    }
-
     /// What the rollout cost and took; nil for other scenarios.
     public var rolloutResult: SimRolloutResult? {
         guard let r = rollout else { return nil }

@@ -96,10 +96,6 @@ public struct Message: Equatable, Sendable {
     /// members, so a reply holds little besides what the requester lacks.
     public static let finestBucketCount = 4096
 
-    public static func bucket(of id: NodeID) -> Int { Int(id.rawValue >> 56) }
-
-    public static func fineBucket(of id: NodeID) -> Int { Int(id.rawValue >> 54) }
-
     public static func finestBucket(of id: NodeID) -> Int { Int(id.rawValue >> 52) }
 
     /// Items one datagram may carry; a sync carries at most `membersMax` (checked by the caller's limit).
