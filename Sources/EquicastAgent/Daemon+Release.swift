@@ -70,58 +70,50 @@ extension Daemon {
         }
     }
 
-    func handleStorage(now: UInt64) {
-        while let request = node.pollStorage() {
-            guard let store = releaseStore else { continue }
-            switch request {
-            case .openRelease(let id, let manifest):
-                do throws(PosixError) {
-                    try FileSystem.writeFileAtomically(store.heldManifestPath, manifest, mode: 0o600)
-                } catch {
-                    log.log(.error, "cannot keep the manifest of release \(id.shortHex): \(error)")
-                }
-                guard let held = node.heldManifest else { continue }
-                let present = store.present(held.manifest)
-                if present.setCount > 0 {
-                    log.log(
-                        .info,
-                        "release \(id.shortHex): \(present.setCount) of \(present.count) chunks already stored")
-                }
-                node.releaseOpened(id, present: present, now: now)
-                openImage(now: now)
-            case .storeChunk(let release, let index, let bytes):
-                guard let chunk = node.heldChunk(index, of: release) else { continue }
-                do throws(PosixError) {
-                    try store.store(chunk.id, bytes)
-                    if let image, image.release == release {
-                        do throws(PosixError) { try image.write(index, compressed: bytes, store: store) } catch {
-                            dropImage(error)
-                        }
-                    }
-                } catch {
-                    node.chunkStoreFailed(release: release, index: index, now: now)
-                    if node.heldReleaseInstallable && record.state == .downloading && node.updateState == .failed {
-                        // The node stopped the download; the release stays wanted (space may be freed).
-                        updateReason =
-                            "cannot store chunk \(index): \(error); the running firmware is untouched; "
-                            + "trying again in \(config.storageRetryInterval) s"
-                        log.log(.error, "update failed: \(updateReason)")
-                        setUpdate(.failed, now: now, rejecting: false)
-                    }
-                }
-            case .readChunk(let connection, let requester, let release, let index, let from):
-                var bytes: [UInt8]?
-                if let c = node.heldChunk(index, of: release) { bytes = store.read(c.id, size: Int(c.compressedSize)) }
-                node.serveChunk(
-                    connection: connection, requester: requester, release: release, index: index, from: from,
-                    bytes: bytes, now: now)
-            case .discardChunk(let release, let index):
-                guard let chunk = node.heldChunk(index, of: release) else { continue }
-                log.log(
-                    .warning, "chunk \(index) of release \(release.shortHex) read back damaged; fetching it again"
-                )
-                store.discard(chunk.id)
+    /// Carries out one of the node's storage requests against the release store.
+    func carryOut(_ request: StorageRequest, now: UInt64) {
+        guard let store = releaseStore else { return }
+        switch request {
+        case .openRelease(let held):
+            let id = held.releaseID
+            do throws(PosixError) {
+                try FileSystem.writeFileAtomically(store.heldManifestPath, held.bytes, mode: 0o600)
+            } catch {
+                log.log(.error, "cannot keep the manifest of release \(id.shortHex): \(error)")
             }
+            let present = store.present(held.manifest)
+            if present.setCount > 0 {
+                log.log(.info, "release \(id.shortHex): \(present.setCount) of \(present.count) chunks already stored")
+            }
+            node.releaseOpened(id, present: present, now: now)
+            openImage(now: now)
+        case .storeChunk(let release, let index, let chunk, let bytes):
+            do throws(PosixError) {
+                try store.store(chunk, bytes)
+                if let image, image.release == release {
+                    do throws(PosixError) { try image.write(index, compressed: bytes, store: store) } catch {
+                        dropImage(error)
+                    }
+                }
+            } catch {
+                node.chunkStoreFailed(release: release, index: index, now: now)
+                if node.heldReleaseInstallable && record.state == .downloading && node.updateState == .failed {
+                    // The node stopped the download; the release stays wanted (space may be freed).
+                    updateReason =
+                        "cannot store chunk \(index): \(error); the running firmware is untouched; "
+                        + "trying again in \(config.storageRetryInterval) s"
+                    log.log(.error, "update failed: \(updateReason)")
+                    setUpdate(.failed, now: now, rejecting: false)
+                }
+            }
+        case .readChunk(let connection, let requester, let release, let index, let chunk, let from):
+            let bytes = store.read(chunk.id, size: Int(chunk.compressedSize))
+            node.serveChunk(
+                connection: connection, requester: requester, release: release, index: index, from: from,
+                bytes: bytes, now: now)
+        case .discardChunk(let release, let index, let chunk):
+            log.log(.warning, "chunk \(index) of release \(release.shortHex) read back damaged; fetching it again")
+            store.discard(chunk)
         }
     }
 
@@ -342,7 +334,7 @@ extension Daemon {
         updateChangedAt = now
         record.release = node.heldRelease?.releaseID
         if rejecting, state == .failed || state == .rolledBack, let r = record.release, !record.rejected.contains(r) {
-            if record.rejected.count >= 16 { record.rejected.removeFirst() }
+            if record.rejected.count >= ReleaseSettings.rejectedReleasesMax { record.rejected.removeFirst() }
             record.rejected.append(r)
         }
         do throws(PosixError) { try releaseStore?.save(record) } catch {

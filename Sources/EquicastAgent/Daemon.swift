@@ -223,60 +223,64 @@ public final class Daemon {
         }
     }
 
+    /// Drains the node's outputs in its drain order (`Node.drain(into:)`).
     func flushNode(now: UInt64) {
-        handleStorage(now: now)
-        while let t = node.pollTransmit() {
-            switch t {
-            case .datagram(let to, let bytes):
-                do throws(PosixError) { _ = try udp.send(bytes, to: to) } catch {
-                    log.log(.debug, "send to \(to): \(error)")
-                }
-            case .streamOpen(let sid, let to, let bytes):
-                if let c = openConnection(to: to) {
+        var driver = DaemonNodeDriver(daemon: self, now: now)
+        node.drain(into: &driver)
+    }
+
+    /// Sends one transmit: a datagram, a request on a new or idle connection, or a reply.
+    func send(_ t: Transmit, now: UInt64) {
+        switch t {
+        case .datagram(let to, let bytes):
+            do throws(PosixError) { _ = try udp.send(bytes, to: to) } catch {
+                log.log(.debug, "send to \(to): \(error)")
+            }
+        case .streamOpen(let sid, let to, let bytes):
+            if let c = openConnection(to: to) {
+                c.queue(bytes)
+                if c.pending.isEmpty { c.deadline = now + Daemon.connectionTimeout }
+                c.pending.append(sid)
+                return
+            }
+            do throws(PosixError) {
+                let socket = try StreamSocket.connect(to: to, receiveBuffer: config.transferReceiveBuffer)
+                let c = Connection(
+                    socket: socket, kind: .outgoing(address: to), deadline: now + Daemon.connectionTimeout)
+                c.outbound = bytes
+                c.pending = [sid]
+                connections[socket.fd] = c
+            } catch {
+                log.log(.debug, "connect to \(to): \(error)")
+                node.handleStreamFailed(id: sid, now: now)
+            }
+        case .streamReply(let connection, let bytes), .streamPart(let connection, let bytes):
+            for c in connections.values {
+                if case .peer(let id) = c.kind, id == UInt64(connection) {
                     c.queue(bytes)
-                    if c.pending.isEmpty { c.deadline = now + Daemon.connectionTimeout }
-                    c.pending.append(sid)
-                    continue
-                }
-                do throws(PosixError) {
-                    let socket = try StreamSocket.connect(to: to, receiveBuffer: config.transferReceiveBuffer)
-                    let c = Connection(
-                        socket: socket, kind: .outgoing(address: to), deadline: now + Daemon.connectionTimeout)
-                    c.outbound = bytes
-                    c.pending = [sid]
-                    connections[socket.fd] = c
-                } catch {
-                    log.log(.debug, "connect to \(to): \(error)")
-                    node.handleStreamFailed(id: sid, now: now)
-                }
-            case .streamReply(let connection, let bytes), .streamPart(let connection, let bytes):
-                for c in connections.values {
-                    if case .peer(let id) = c.kind, id == UInt64(connection) {
-                        c.queue(bytes)
-                        c.replies += 1
-                    }
+                    c.replies += 1
                 }
             }
         }
-        while let e = node.pollEvent() {
-            logEvent(e)
-            notifySNMP(e)
-            switch e {
-            case .releaseDownloaded:
-                chunksCompleteAt = now
-                resumeAfterDownload = true
-            case .releaseResumed:
-                updateReason = ""
-                setUpdate(.downloading, now: now)
-                if image == nil { openImage(now: now) }
-            case .releaseAccepted(_, let installable):
-                chunksCompleteAt = nil
-                if installable { setUpdate(.downloading, now: now) }
-            default: break
-            }
+    }
+
+    /// Logs an event, tells SNMP managers, and acts on the release events.
+    func handle(_ e: NodeEvent, now: UInt64) {
+        logEvent(e)
+        notifySNMP(e)
+        switch e {
+        case .releaseDownloaded:
+            chunksCompleteAt = now
+            resumeAfterDownload = true
+        case .releaseResumed:
+            updateReason = ""
+            setUpdate(.downloading, now: now)
+            if image == nil { openImage(now: now) }
+        case .releaseAccepted(_, let installable):
+            chunksCompleteAt = nil
+            if installable { setUpdate(.downloading, now: now) }
+        default: break
         }
-        handleStorage(now: now)
-        if node.hasPendingTransmits { flushNode(now: now) }
     }
 
     func logEvent(_ e: NodeEvent) {
@@ -508,4 +512,14 @@ public enum AgentError: Error, CustomStringConvertible {
         case .config(let e): return "configuration: \(e)"
         }
     }
+}
+
+/// The daemon as the driver of its node, at one moment of its loop.
+struct DaemonNodeDriver: NodeDriver {
+    let daemon: Daemon
+    let now: UInt64
+
+    func carryOut(_ request: StorageRequest, for node: Node) { daemon.carryOut(request, now: now) }
+    func send(_ transmit: Transmit, from node: Node) { daemon.send(transmit, now: now) }
+    func handle(_ event: NodeEvent, of node: Node) { daemon.handle(event, now: now) }
 }

@@ -174,20 +174,12 @@ final class SimWorker {
         slots[s].incarnationSeen = node.incarnation
     }
 
-    /// Drains a node's outputs and re-arms its timer.
+    /// Drains a node's outputs (in the node's drain order, through `SimNodeDriver`) and re-arms its timer.
     func flush(_ s: Int) {
         guard let node = slots[s].node else { return }
         let incarnationBefore = slots[s].incarnationSeen
-        var more = true
-        while more {
-            more = false
-            serviceStorage(s, node)
-            drainTransmits(s, node)
-            while let e = node.pollEvent() {
-                observe(s, e)
-                if rolloutEvent(s, node, e) { more = true }
-            }
-        }
+        var driver = SimNodeDriver(worker: self, slot: s)
+        node.drain(into: &driver)
         if node.incarnation != incarnationBefore {
             truthDelta =
                 truthDelta &- Node.digestTerm(node.id, incarnationBefore)
@@ -210,39 +202,35 @@ final class SimWorker {
         }
     }
 
-    func drainTransmits(_ s: Int, _ node: Node) {
-        while let t = node.pollTransmit() {
-            switch t {
-            case .datagram(let to, let bytes):
-                guard let d = Simulator.slot(of: to), d < slots.count else { continue }
-                outputs.append(SimOutput(time: now, node: Int32(s), kind: .datagram(to: Int32(d), bytes: bytes)))
-            case .streamOpen(let stream, let to, let bytes):
-                streamsOpened += 1
-                guard let d = Simulator.slot(of: to), d < slots.count else {
-                    // No such host: the connection fails at once, on this node.
-                    let failure = Simulator.Event.streamFailed(
-                        to: Int32(s), generation: slots[s].generation, stream: stream)
-                    if now < windowEnd {
-                        agenda.push(failure, at: now)
-                    } else {
-                        sim.queue.push(failure, at: now)  // between windows: the simulator's own agenda
-                    }
-                    continue
+    /// One transmit of node `s`, as an output for the simulator's network model.
+    func send(_ s: Int, _ t: Transmit) {
+        switch t {
+        case .datagram(let to, let bytes):
+            guard let d = Simulator.slot(of: to), d < slots.count else { return }
+            outputs.append(SimOutput(time: now, node: Int32(s), kind: .datagram(to: Int32(d), bytes: bytes)))
+        case .streamOpen(let stream, let to, let bytes):
+            streamsOpened += 1
+            guard let d = Simulator.slot(of: to), d < slots.count else {
+                // No such host: the connection fails at once, on this node.
+                let failure = Simulator.Event.streamFailed(
+                    to: Int32(s), generation: slots[s].generation, stream: stream)
+                if now < windowEnd {
+                    agenda.push(failure, at: now)
+                } else {
+                    sim.queue.push(failure, at: now)  // between windows: the simulator's own agenda
                 }
-                outputs.append(
-                    SimOutput(
-                        time: now, node: Int32(s), kind: .streamOpen(to: Int32(d), stream: stream, bytes: bytes)))
-            case .streamReply(let connection, let bytes):
-                outputs.append(
-                    SimOutput(
-                        time: now, node: Int32(s), kind: .streamReply(connection: connection, bytes: bytes, last: true))
-                )
-            case .streamPart(let connection, let bytes):
-                outputs.append(
-                    SimOutput(
-                        time: now, node: Int32(s), kind: .streamReply(connection: connection, bytes: bytes, last: false)
-                    ))
+                return
             }
+            outputs.append(
+                SimOutput(time: now, node: Int32(s), kind: .streamOpen(to: Int32(d), stream: stream, bytes: bytes)))
+        case .streamReply(let connection, let bytes):
+            outputs.append(
+                SimOutput(
+                    time: now, node: Int32(s), kind: .streamReply(connection: connection, bytes: bytes, last: true)))
+        case .streamPart(let connection, let bytes):
+            outputs.append(
+                SimOutput(
+                    time: now, node: Int32(s), kind: .streamReply(connection: connection, bytes: bytes, last: false)))
         }
     }
 
@@ -260,40 +248,49 @@ final class SimWorker {
         }
     }
 
-    /// Carries out node `s`'s storage requests against its chunk bits.
-    func serviceStorage(_ s: Int, _ node: Node) {
+    /// Carries out one of node `s`'s storage requests against its chunk bits.
+    func carryOut(_ s: Int, _ node: Node, _ request: StorageRequest) {
         guard let r = sim.rollout else { return }
-        while let request = node.pollStorage() {
-            switch request {
-            case .openRelease(let id, _):
-                if slots[s].stored == nil || slots[s].stored!.count != r.chunks.count {
-                    slots[s].stored = ChunkBitfield(count: r.chunks.count)
-                }
-                node.releaseOpened(id, present: slots[s].stored!, now: nodeClock(s))
-            case .storeChunk(_, let index, _):
-                slots[s].stored?.insert(index)
-            case .readChunk(let connection, let requester, let release, let index, let from):
-                let bytes = slots[s].stored?.contains(index) == true ? r.chunks[index] : nil
-                node.serveChunk(
-                    connection: connection, requester: requester, release: release, index: index, from: from,
-                    bytes: bytes,
-                    now: nodeClock(s))
-            case .discardChunk(_, let index):
-                slots[s].stored?.remove(index)
+        switch request {
+        case .openRelease(let signed):
+            if slots[s].stored == nil || slots[s].stored!.count != r.chunks.count {
+                slots[s].stored = ChunkBitfield(count: r.chunks.count)
             }
+            node.releaseOpened(signed.releaseID, present: slots[s].stored!, now: nodeClock(s))
+        case .storeChunk(_, let index, _, _):
+            slots[s].stored?.insert(index)
+        case .readChunk(let connection, let requester, let release, let index, _, let from):
+            let bytes = slots[s].stored?.contains(index) == true ? r.chunks[index] : nil
+            node.serveChunk(
+                connection: connection, requester: requester, release: release, index: index, from: from,
+                bytes: bytes, now: nodeClock(s))
+        case .discardChunk(_, let index, _):
+            slots[s].stored?.remove(index)
         }
     }
 
-    /// A node verified the whole release: it "installs" at once and reports the update committed. Returns
-    /// true when it called into the node (which then has more to send).
-    func rolloutEvent(_ s: Int, _ node: Node, _ e: NodeEvent) -> Bool {
+    /// A node verified the whole release: it "installs" at once and reports the update committed.
+    func rolloutEvent(_ s: Int, _ node: Node, _ e: NodeEvent) {
         guard case .releaseDownloaded(let id) = e, let r = sim.rollout, id == r.id, r.startedAt != nil,
             slots[s].verifiedAt == nil
-        else { return false }
+        else { return }
         slots[s].verifiedAt = now
         outputs.append(SimOutput(time: now, node: Int32(s), kind: .verified))
         node.reportUpdate(.committed, installedVersion: r.version, now: nodeClock(s))
-        return true
+    }
+}
+
+/// The simulator's driver of one node: its outputs go to the worker's network outputs, its storage to the
+/// slot's chunk bits, its events to the checks and the rollout's tally.
+struct SimNodeDriver: NodeDriver {
+    let worker: SimWorker
+    let slot: Int
+
+    func carryOut(_ request: StorageRequest, for node: Node) { worker.carryOut(slot, node, request) }
+    func send(_ transmit: Transmit, from node: Node) { worker.send(slot, transmit) }
+    func handle(_ event: NodeEvent, of node: Node) {
+        worker.observe(slot, event)
+        worker.rolloutEvent(slot, node, event)
     }
 }
 

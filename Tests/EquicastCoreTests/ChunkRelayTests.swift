@@ -67,7 +67,7 @@ import Testing
         let (fleet, built) = try ReleaseSwarmTests.pushedToOneOfTwo(seed: 7, size: 400_000)
         fleet.holdLastFrames = true
         fleet.run(until: fleet.now + 3_000)
-        let t = try #require(fleet.nodes[1].transfer)
+        let t = try #require(fleet.nodes[1].dissemination.transfer)
         let p = try #require(t.partials.first)
         try #require(t.pieceCount(p.index) >= 2, "chunk \(p.index) is a single piece")
         #expect(t.partials.count == 1, "one request at a time to a node holding every chunk")
@@ -79,7 +79,7 @@ import Testing
     @Test func aChunkIsPassedOnWhileItArrives() throws {
         let (fleet, built, p) = try ChunkRelayTests.oneChunkShort()
         let relay = fleet.nodes[1]
-        let count = relay.transfer!.pieceCount(p.index)
+        let count = relay.dissemination.transfer!.pieceCount(p.index)
         var r = Requester(who: NodeID(rawValue: 0xB1))
         r.ask(relay, release: built.manifest.releaseID, index: p.index, from: 0, connection: 700_001, now: fleet.now)
         let first = r.collect(relay, connection: 700_001, fleet: fleet, slot: 1)
@@ -115,7 +115,7 @@ import Testing
     @Test func aChunkPushedWhileItsPiecesArriveEndsTheRequestsWaitingForIt() throws {
         let (fleet, built, p) = try ChunkRelayTests.oneChunkShort()
         let relay = fleet.nodes[1]
-        let count = relay.transfer!.pieceCount(p.index)
+        let count = relay.dissemination.transfer!.pieceCount(p.index)
         var r = Requester(who: NodeID(rawValue: 0xB2))
         r.ask(relay, release: built.manifest.releaseID, index: p.index, from: 1, connection: 700_003, now: fleet.now)
         let first = r.collect(relay, connection: 700_003, fleet: fleet, slot: 1)
@@ -132,7 +132,7 @@ import Testing
         #expect(rest.ended)
         let bytes = (first.messages + rest.messages.filter { $0.type == .chunkPiece }).flatMap(\.payload)
         #expect(bytes == Array(built.chunks[p.index][16_384...]))
-        #expect(relay.transfer!.partialAt(p.index) == nil)
+        #expect(relay.dissemination.transfer!.partialAt(p.index) == nil)
         #expect(relay.releaseHaves?.contains(p.index) == true)
     }
 
@@ -145,8 +145,8 @@ import Testing
         r.ask(relay, release: built.manifest.releaseID, index: p.index, from: 0, connection: 700_005, now: fleet.now)
         _ = r.collect(relay, connection: 700_005, fleet: fleet, slot: 1)
         relay.chunkStoreFailed(release: built.manifest.releaseID, index: p.index, now: fleet.now)
-        #expect(relay.transfer!.partials.isEmpty)
-        #expect(!relay.transfer!.offered.contains(p.index))
+        #expect(relay.dissemination.transfer!.partials.isEmpty)
+        #expect(!relay.dissemination.transfer!.offered.contains(p.index))
         let ended = r.collect(relay, connection: 700_005, fleet: fleet, slot: 1)
         #expect(ended.ended && ended.messages.last?.type == .chunkReply, "the waiting request was not ended")
         fleet.holdLastFrames = false
@@ -163,7 +163,7 @@ import Testing
         let relay = fleet.nodes[1]
         fleet.holdLastFrames = false
         fleet.releaseHeld(deliver: false)  // the connection breaks before the chunk's last piece
-        let kept = relay.transfer!.partials.first { $0.index == p.index }
+        let kept = relay.dissemination.transfer!.partials.first { $0.index == p.index }
         #expect(kept?.stream == nil && kept?.pieces == p.pieces, "the verified pieces are kept")
         #expect(fleet.runUntil(deadline: fleet.now + 30_000) { ReleaseSwarmTests.complete(fleet) } != nil)
         // Every compressed byte came once: the interrupted chunk was asked for again from its missing piece.

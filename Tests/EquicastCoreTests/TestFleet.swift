@@ -90,10 +90,9 @@ final class TestFleet {
         nextConnection += 1
         connections[connection] = (i, sid)
         nodes[j].handleStreamFrame(bytes, stream: .accepted(connection), now: now)
-        serviceStorage(j)
-        while let reply = nodes[j].pollTransmit() {
-            if !deliverReply(reply) { deferred[j, default: []].append(reply) }
-        }
+        // Inside node i's drain: j's replies go back to i at once, its other transmits wait for its own drain.
+        var driver = FleetDriver(fleet: self, node: j, nested: true)
+        nodes[j].drain(into: &driver)
     }
 
     /// Accepted connections: the requester and its stream id, until the reply's last frame.
@@ -152,58 +151,60 @@ final class TestFleet {
             reply.encode(), messageClass: .data, sequence: rogueSequence, nonce: [UInt8](repeating: 1, count: 24))
     }
 
-    /// Carries out node i's storage requests against its in-memory store.
-    func serviceStorage(_ i: Int) {
+    /// Carries out one of node i's storage requests against its in-memory store.
+    func carryOut(_ i: Int, _ r: StorageRequest) {
         let node = nodes[i]
-        while let r = node.pollStorage() {
-            switch r {
-            case .openRelease(let id, _):
-                let chunks = node.heldManifest!.manifest.chunks
-                var present = ChunkBitfield(count: chunks.count)
-                for (k, c) in chunks.enumerated() where stores[i][c.id] != nil { present.insert(k) }
-                node.releaseOpened(id, present: present, now: now)
-            case .storeChunk(_, let index, let bytes):
-                stores[i][node.heldManifest!.manifest.chunks[index].id] = bytes
-                stored[i] += 1
-            case .readChunk(let connection, let requester, let release, let index, let from):
-                var bytes = stores[i][node.heldManifest!.manifest.chunks[index].id]
-                if corruptStores.contains(i), bytes != nil { bytes![0] ^= 0xff }
-                node.serveChunk(
-                    connection: connection, requester: requester, release: release, index: index, from: from,
-                    bytes: bytes, now: now)
-            case .discardChunk(_, let index):
-                stores[i][node.heldManifest!.manifest.chunks[index].id] = nil
-            }
+        switch r {
+        case .openRelease(let signed):
+            let chunks = signed.manifest.chunks
+            var present = ChunkBitfield(count: chunks.count)
+            for (k, c) in chunks.enumerated() where stores[i][c.id] != nil { present.insert(k) }
+            node.releaseOpened(signed.releaseID, present: present, now: now)
+        case .storeChunk(_, _, let chunk, let bytes):
+            stores[i][chunk] = bytes
+            stored[i] += 1
+        case .readChunk(let connection, let requester, let release, let index, let chunk, let from):
+            var bytes = stores[i][chunk.id]
+            if corruptStores.contains(i), bytes != nil { bytes![0] ^= 0xff }
+            node.serveChunk(
+                connection: connection, requester: requester, release: release, index: index, from: from,
+                bytes: bytes, now: now)
+        case .discardChunk(_, _, let chunk):
+            stores[i][chunk] = nil
         }
+    }
+
+    /// Carries out node i's storage requests only, for tests that read its transmits themselves.
+    func serviceStorage(_ i: Int) {
+        while let r = nodes[i].pollStorage() { carryOut(i, r) }
     }
 
     /// Transmits a node made while answering a stream inside another node's drain, sent at its own next drain.
     var deferred: [Int: [Transmit]] = [:]
 
-    func drain(_ i: Int) {
-        let node = nodes[i]
-        var earlier = deferred.removeValue(forKey: i) ?? []
-        earlier.reverse()
-        while let t = earlier.popLast() ?? node.pollTransmit() {
-            if crashed.contains(i) { continue }
-            switch t {
-            case .datagram(let to, let bytes):
-                guard let j = index(of: to) else { continue }
-                if blocked.contains([i, j]) { continue }
-                inFlight.append((now + latency, j, node.address, bytes))
-            case .streamOpen(let sid, let to, let bytes):
-                if streamLatency > 0 {
-                    pendingStreams.append((now + streamLatency, i, sid, to, bytes))
-                } else {
-                    openStream(from: i, sid: sid, to: to, bytes: bytes)
-                }
-            case .streamReply, .streamPart:
-                _ = deliverReply(t)
+    /// Sends one of node i's transmits into the virtual network.
+    func send(_ i: Int, _ t: Transmit) {
+        if crashed.contains(i) { return }
+        switch t {
+        case .datagram(let to, let bytes):
+            guard let j = index(of: to) else { return }
+            if blocked.contains([i, j]) { return }
+            inFlight.append((now + latency, j, nodes[i].address, bytes))
+        case .streamOpen(let sid, let to, let bytes):
+            if streamLatency > 0 {
+                pendingStreams.append((now + streamLatency, i, sid, to, bytes))
+            } else {
+                openStream(from: i, sid: sid, to: to, bytes: bytes)
             }
-            serviceStorage(i)
+        case .streamReply, .streamPart:
+            _ = deliverReply(t)
         }
-        serviceStorage(i)
-        while let e = node.pollEvent() { eventLog.append((i, e)) }
+    }
+
+    func drain(_ i: Int) {
+        for t in deferred.removeValue(forKey: i) ?? [] { send(i, t) }
+        var driver = FleetDriver(fleet: self, node: i, nested: false)
+        nodes[i].drain(into: &driver)
     }
 
     /// Advances virtual time to `until`, delivering datagrams and firing timers in order.
@@ -258,4 +259,22 @@ final class TestFleet {
         }
         return true
     }
+}
+
+/// The test fleet as the driver of node `node`. `nested`: the node answers a stream inside another node's drain,
+/// so only its replies go out now.
+struct FleetDriver: NodeDriver {
+    let fleet: TestFleet
+    let node: Int
+    let nested: Bool
+
+    func carryOut(_ request: StorageRequest, for n: Node) { fleet.carryOut(node, request) }
+    func send(_ transmit: Transmit, from n: Node) {
+        if nested {
+            if !fleet.deliverReply(transmit) { fleet.deferred[node, default: []].append(transmit) }
+        } else {
+            fleet.send(node, transmit)
+        }
+    }
+    func handle(_ event: NodeEvent, of n: Node) { fleet.eventLog.append((node, event)) }
 }

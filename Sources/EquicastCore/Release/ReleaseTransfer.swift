@@ -1,7 +1,8 @@
 import EquicastCrypto
 
 /// One release a node holds and spreads: its verified manifest, the chunks it has verified, what its peers hold,
-/// and the chunk requests in flight. Pure bookkeeping; `Node` does the talking.
+/// the chunks requested and those arriving piece by piece. Pure bookkeeping, changed only through its methods
+/// (here and in ReleaseTransfer+Chunks.swift); `Dissemination` does the talking.
 struct ReleaseTransfer {
     struct Peer {
         let id: NodeID
@@ -96,8 +97,6 @@ struct ReleaseTransfer {
     var served: ChunkBitfield
     private var seedCursor = 0
     var peers = Peers()
-    var bytesDownloaded: UInt64 = 0
-    var bytesServed: UInt64 = 0
 
     /// Peers whose bitfields are kept; beyond it the least recently heard is forgotten.
     static let peersMax = 32

@@ -1,9 +1,9 @@
 /// SWIM's rules for merging what a node hears into its member table.
-extension Node {
+extension Membership {
     /// Applies one change. Returns true when it changed this node's view (and so is news worth gossiping).
     @discardableResult
-    func apply(_ u: MemberUpdate, now: UInt64) -> Bool {
-        if u.id == id { return applyAboutSelf(u, now: now) }
+    mutating func apply(_ u: MemberUpdate, now: UInt64, ctx: inout NodeContext) -> Bool {
+        if u.id == id { return applyAboutSelf(u, now: now, ctx: &ctx) }
         // Stale news (the common case) is refused before the member's row is read in full; the rules below
         // say the same.
         let known = table.stateAndIncarnation(u.id)
@@ -23,8 +23,8 @@ extension Node {
                     id: u.id, address: u.address, state: .alive, incarnation: u.incarnation, stateChangedAt: now,
                     lastHeard: 0), presentPosition: present.count)
             addPresent(u.id, incarnation: u.incarnation, positioned: true)
-            events.append(.memberJoined(u.id, u.address))
-            if u.state == .suspect { return apply(u, now: now) || true }
+            ctx.events.append(.memberJoined(u.id, u.address))
+            if u.state == .suspect { return apply(u, now: now, ctx: &ctx) || true }
             return true
         }
         switch u.state {
@@ -46,7 +46,7 @@ extension Node {
             } else {
                 addPresent(u.id, incarnation: u.incarnation)
             }
-            events.append(recovered ? .memberRecovered(u.id) : .memberJoined(u.id, u.address))
+            ctx.events.append(recovered ? .memberRecovered(u.id) : .memberJoined(u.id, u.address))
             return true
         case .suspect:
             guard m.state.isPresent, u.incarnation >= m.incarnation else { return false }
@@ -63,8 +63,8 @@ extension Node {
             m.stateChangedAt = now
             table[u.id] = m
             suspicions[u.id] = Suspicion(startedAt: now, incarnation: u.incarnation, by: u.reporter)
-            events.append(.memberSuspect(u.id))
-            if u.reporter != id { verifySuspicion(of: u.id, now: now) }
+            ctx.events.append(.memberSuspect(u.id))
+            if u.reporter != id { verifySuspicion(of: u.id, now: now, ctx: &ctx) }
             return true
         case .failed, .left:
             guard m.state.isPresent, u.incarnation >= m.incarnation else { return false }
@@ -74,34 +74,31 @@ extension Node {
             m.stateChangedAt = now
             table[u.id] = m
             suspicions[u.id] = nil
-            events.append(u.state == .left ? .memberLeft(u.id) : .memberFailed(u.id))
+            ctx.events.append(u.state == .left ? .memberLeft(u.id) : .memberFailed(u.id))
             return true
         }
     }
 
     /// Someone says this node is suspect or failed: refute with a higher incarnation. Alive news about
     /// ourselves (our own gossip coming back) changes nothing.
-    func applyAboutSelf(_ u: MemberUpdate, now: UInt64) -> Bool {
+    mutating func applyAboutSelf(_ u: MemberUpdate, now: UInt64, ctx: inout NodeContext) -> Bool {
         guard u.state == .suspect || u.state == .failed, !isLeaving, u.incarnation >= incarnation else { return false }
-        removeFromDigest(id, incarnation)
-        incarnation = u.incarnation + 1
-        addToDigest(id, incarnation)
-        table[id]!.incarnation = incarnation
-        counters.refutations += 1
-        events.append(.refuted(incarnation: incarnation))
+        setIncarnation(u.incarnation + 1)
+        ctx.counters.refutations += 1
+        ctx.events.append(.refuted(incarnation: incarnation))
         queue.enqueue(.member(selfUpdate))
         return false  // the refutation is queued here; the suspicion itself is not re-gossiped
     }
 
     /// Appends a member to the present list. `positioned`: its row already holds its position (`MemberTable.add`).
-    func addPresent(_ member: NodeID, incarnation: UInt64, positioned: Bool = false) {
+    mutating func addPresent(_ member: NodeID, incarnation: UInt64, positioned: Bool = false) {
         if !positioned { table.setPresentPosition(member, present.count) }
         present.append(member)
         ring.add(member)
         addToDigest(member, incarnation)
     }
 
-    func removePresent(_ member: NodeID, incarnation: UInt64) {
+    mutating func removePresent(_ member: NodeID, incarnation: UInt64) {
         guard let i = table.presentPosition(member) else { return }
         let last = present[present.count - 1]
         present[i] = last
@@ -117,7 +114,7 @@ extension Node {
     }
 
     /// The soonest moment a suspicion runs out, nil when there is none; cached until `suspicions` changes.
-    func nextSuspicionDeadline() -> UInt64? {
+    mutating func nextSuspicionDeadline() -> UInt64? {
         if let d = earliestSuspicionDeadline { return d }
         guard !suspicions.isEmpty else { return nil }
         var d = UInt64.max
@@ -127,33 +124,28 @@ extension Node {
     }
 
     /// Declares failed every suspect whose time is up.
-    func expireSuspicions(now: UInt64) {
+    mutating func expireSuspicions(now: UInt64, ctx: inout NodeContext) {
         guard let soonest = nextSuspicionDeadline(), now >= soonest else { return }
         var expired: [NodeID] = []
         for (member, s) in suspicions where now >= suspicionDeadline(s) { expired.append(member) }
         for member in expired.sortedIDs() {
             guard let inc = suspicions[member]?.incarnation, let m = table[member] else { continue }
             let u = MemberUpdate(state: .failed, id: member, incarnation: inc, address: m.address, reporter: id)
-            if apply(u, now: now) { enqueueNews(.member(u), now: now) }
+            if apply(u, now: now, ctx: &ctx) { enqueueNews(.member(u), now: now, timers: &ctx.timers) }
         }
     }
 
-    /// Forgets failed and left members after `reclaimAfter`.
-    func reclaim(now: UInt64) {
-        guard now >= config.reclaimAfter else { return }
+    /// Forgets failed and left members after `reclaimAfter`; returns them (the shell forgets their replay
+    /// windows).
+    mutating func reclaim(now: UInt64) -> [NodeID] {
+        guard now >= config.reclaimAfter else { return [] }
         let due = now - config.reclaimAfter
+        var forgotten: [NodeID] = []
         for g in table.ids(in: .failed, changedBy: due) + table.ids(in: .left, changedBy: due) where g != id {
             table[g] = nil
-            opener.forget(sender: g)
             table.removeStatus(g)
+            forgotten.append(g)
         }
-    }
-
-    /// Queues a change for gossip and brings the next round forward, so news travels at network speed rather
-    /// than at the gossip interval; rounds still come at most four times per interval.
-    func enqueueNews(_ item: GossipItem, now: UInt64) {
-        queue.enqueue(item)
-        let soonest = now + config.gossipInterval / 4
-        if nextGossip > soonest { nextGossip = soonest }
+        return forgotten
     }
 }

@@ -1,0 +1,128 @@
+import EquicastCrypto
+
+/// The dissemination part of a node: it owns the release this node holds and spreads (`ReleaseTransfer`), the
+/// manifest and chunk requests in flight, Trickle re-advertisement, and the node's update status as the fleet
+/// sees it. Announcement by gossip and Trickle, manifest fetch and verification, bitfield exchange, rarest-first
+/// pulls from several peers, piece-by-piece relaying and serving. Wire layouts are in docs/protocol.md, the
+/// manifest and chunks in docs/release-format.md. It reaches members only through `Membership`'s methods.
+///
+/// Its methods that are called from several places and run once per message or chunk are `@inline(never)`:
+/// inlined into each caller, they made the stripped aarch64 agent 15 KB larger than one copy of each does.
+struct Dissemination {
+    let id: NodeID
+    let settings: ReleaseSettings
+    let productTag: UInt64
+    var installedVersion: UInt64
+    var updateState: UpdateState
+    var transfer: ReleaseTransfer?
+    /// Releases refused or failed here: never fetched again.
+    var rejectedReleases: [Digest256]
+    var manifestFetch: ManifestFetch? {
+        didSet { requestTimerStale = true }
+    }
+    /// Chunk requests in flight (at most `chunkRequestsMax`, so a list).
+    var chunkFetches: [ChunkFetch] = [] {
+        didSet { requestTimerStale = true }
+    }
+    var requestTimerStale = false
+    var trickle: Trickle
+    var statusSequence: UInt64
+    var nextHaves: UInt64 = 0
+    var nextDiscovery: UInt64 = 0
+    /// The last 1/`progressSteps` of the download gossiped.
+    var publishedStep = -1
+    /// When a download stopped by a storage failure tries again (0: not stopped).
+    var storageRetryAt: UInt64 = 0
+
+    /// Offsets added to the gossip round for the rendezvous picks of Trickle advertisements and of discovery,
+    /// so that neither picks the same members as this round's gossip.
+    static let advertRoundOffset: UInt64 = 7
+    static let discoveryRoundOffset: UInt64 = 13
+    /// Gossip intervals between two discovery rounds (asking more members for a release nobody known holds).
+    static let discoveryIntervals: UInt64 = 5
+
+    init(id: NodeID, bootCount: UInt64, settings: ReleaseSettings, now: UInt64, rng: inout DeterministicRandom) {
+        self.id = id
+        self.settings = settings
+        self.productTag = ReleaseAdvert.productTag(settings.product)
+        self.installedVersion = settings.installedVersion
+        self.updateState = settings.updateState
+        self.rejectedReleases = settings.rejectedReleases
+        self.statusSequence = bootCount << 32
+        self.trickle = Trickle(
+            minimum: settings.trickleMinimum, maximum: settings.trickleMaximum, redundancy: settings.trickleRedundancy,
+            now: now, rng: &rng)
+    }
+
+    // MARK: getters
+
+    /// Chunk `index` of the held release, when `release` is the one held.
+    func heldChunk(_ index: Int, of release: Digest256) -> ChunkEntry? {
+        guard let t = transfer, t.id == release, index >= 0, index < t.chunkCount else { return nil }
+        return t.signed.manifest.chunks[index]
+    }
+
+    var ownStatus: NodeStatus {
+        let target = transfer.flatMap { $0.installable ? $0 : nil }
+        return NodeStatus(
+            node: id, productTag: productTag, sequence: statusSequence, installedVersion: installedVersion,
+            targetVersion: target?.version ?? 0, state: updateState, chunksHave: UInt16(target?.have.setCount ?? 0),
+            chunksTotal: UInt16(target?.chunkCount ?? 0))
+    }
+
+    /// Peers to tell that our bitfield changed: those we exchange with that still miss chunks.
+    var havesPending: Bool {
+        guard let t = transfer, t.opened else { return false }
+        for p in t.peers.all where !p.toldCurrent && !p.banned && !p.haves.isComplete { return true }
+        return false
+    }
+
+    // MARK: timers
+
+    /// Brings the dissemination deadlines up to date.
+    mutating func rearmTimers(_ timers: inout TimerTable) {
+        timers[.trickle] = trickle.deadline
+        timers[.storageRetry] = storageRetryAt != 0 ? storageRetryAt : .max
+        if requestTimerStale {
+            requestTimerStale = false
+            var t = UInt64.max
+            if let f = manifestFetch { t = min(t, f.startedAt + settings.requestTimeout) }
+            for f in chunkFetches { t = min(t, f.startedAt + settings.requestTimeout) }
+            timers[.requestTimeout] = t
+        }
+        timers[.haves] = havesPending ? nextHaves : .max
+    }
+
+    // MARK: the update status
+
+    @inline(never)
+    mutating func publishStatus(now: UInt64, members: inout Membership, ctx: inout NodeContext) {
+        statusSequence &+= 1
+        let st = ownStatus
+        members.setStatus(st)
+        members.enqueueNews(.status(st), now: now, timers: &ctx.timers)
+    }
+
+    mutating func reject(_ release: Digest256) {
+        if rejectedReleases.contains(release) { return }
+        if rejectedReleases.count >= ReleaseSettings.rejectedReleasesMax { rejectedReleases.removeFirst() }
+        rejectedReleases.append(release)
+    }
+
+    /// The driver moved the update on (verifying, staged, installing, health check, committed, failed, rolled
+    /// back) or installed a new version. Failed and rolled-back releases are never fetched again, unless
+    /// `rejecting` is false (the failure `chunkStoreFailed` reported, which is tried again).
+    mutating func reportUpdate(
+        _ state: UpdateState, installedVersion version: UInt64?, rejecting: Bool, now: UInt64,
+        members: inout Membership, ctx: inout NodeContext
+    ) {
+        if let v = version { installedVersion = v }
+        if rejecting, state == .failed || state == .rolledBack, let t = transfer { reject(t.id) }
+        guard state != updateState || version != nil else { return }
+        updateState = state
+        publishStatus(now: now, members: &members, ctx: &ctx)
+        // The end of an update is what operators wait for: advertise it again soon (Trickle from its minimum)
+        // in case the gossip of it missed some nodes; statuses are not part of the membership pulls.
+        if state.isFinal { trickle.hearInconsistent(now: now, rng: &ctx.rng) }
+    }
+}
