@@ -141,10 +141,6 @@ final class SimWorker {
         }
     }
 
-    func violate(node: Int, _ what: String) {
-        outputs.append(SimOutput(time: now, node: Int32(node), kind: .violation(what)))
-    }
-
     // MARK: clocks
 
     /// The node's own clock in ms: true time scaled by its drift, with an offset so clocks disagree.
@@ -165,15 +161,6 @@ final class SimWorker {
 
     // MARK: node outputs
 
-    func checkIncarnation(_ s: Int, _ node: Node) {
-        if node.incarnation < slots[s].incarnationSeen {
-            violate(
-                node: s,
-                "node \(s) (\(node.id)) incarnation went back from \(slots[s].incarnationSeen) to \(node.incarnation)")
-        }
-        slots[s].incarnationSeen = node.incarnation
-    }
-
     /// Drains a node's outputs (in the node's drain order, through `SimNodeDriver`) and re-arms its timer.
     func flush(_ s: Int) {
         guard let node = slots[s].node else { return }
@@ -186,9 +173,7 @@ final class SimWorker {
                 &+ Node.digestTerm(node.id, node.incarnation)
             checkIncarnation(s, node)
         }
-        if let me = node.member(node.id), me.state == .failed || me.state == .suspect {
-            violate(node: s, "node \(s) (\(node.id)) holds itself \(me.state)")
-        }
+        checkSelfView(s, node)
         let deadline = trueTime(s, nodeMilliseconds: node.pollTimeout()) + slots[s].slowness
         if deadline < slots[s].timerAt {
             slots[s].timerAt = deadline
@@ -231,20 +216,6 @@ final class SimWorker {
             outputs.append(
                 SimOutput(
                     time: now, node: Int32(s), kind: .streamReply(connection: connection, bytes: bytes, last: false)))
-        }
-    }
-
-    func observe(_ s: Int, _ e: NodeEvent) {
-        guard case .memberFailed(let id) = e, let target = sim.slotOfID[id].map(Int.init) else { return }
-        // `up` changes only between windows, so reading a slot another thread runs is safe here.
-        if !slots[target].up {
-            failedVerdicts += 1
-            lastFailedVerdict = max(lastFailedVerdict, now)
-        } else if sim.options.networkIsPerfect && sim.congestionDrops == 0 {
-            // On a perfect network only a node that is really down may be declared failed.
-            violate(
-                node: s, "node \(s) declared live node \(target) (\(id)) failed on a network without loss or partitions"
-            )
         }
     }
 

@@ -55,8 +55,7 @@ extension Simulator {
         for (k, m) in messages.enumerated() {
             let frame = sealer.seal(m.encode(), messageClass: .data, sequence: UInt64(k + 1), nonce: rng.bytes(24))
             // A connection the simulator does not track: the origin's replies go nowhere.
-            origin.handleStreamFrame(frame, stream: .accepted(nextConnection), now: nodeClock(0))
-            nextConnection += 1
+            origin.handleStreamFrame(frame, stream: .accepted(network.untrackedConnection()), now: nodeClock(0))
             flush(0)
         }
     }

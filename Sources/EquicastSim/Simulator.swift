@@ -6,67 +6,18 @@ import Synchronization
     import Glibc
 #endif
 
-/// How a run ended. The raw values are the process exit codes of `equicast sim`.
-public enum SimOutcome: Int32, Sendable {
-    case passed = 0
-    /// An invariant broke (see `SimViolation`).
-    case safety = 3
-    /// The fleet did not converge within the bound after the faults stopped.
-    case liveness = 4
-    /// The code under test trapped (reported by the CLI's signal handler).
-    case crash = 5
-}
-
-/// A broken invariant, with the simulated time it was seen.
-public struct SimViolation: Equatable, Sendable, CustomStringConvertible {
-    public let atMilliseconds: UInt64
-    public let what: String
-    public var description: String { "at \(atMilliseconds) ms: \(what)" }
-}
-
-/// Member records moved by gossip and by syncs, and how many changed a view.
-public struct SimRecordCounts: Equatable, Sendable {
-    public var gossipReceived: UInt64 = 0
-    public var gossipApplied: UInt64 = 0
-    public var syncReceived: UInt64 = 0
-    public var syncApplied: UInt64 = 0
-
-    mutating func add(_ c: NodeCounters) {
-        gossipReceived += c.gossipRecordsReceived
-        gossipApplied += c.gossipRecordsApplied
-        syncReceived += c.syncRecordsReceived
-        syncApplied += c.syncRecordsApplied
-    }
-}
-
-/// One sample of the fleet, taken every gossip interval.
-public struct SimSample: Equatable, Sendable {
-    public let milliseconds: UInt64
-    /// Live nodes whose view is exactly the live set, as a fraction of the live nodes.
-    public let convergedFraction: Double
-    public let liveNodes: Int
-    /// Datagrams and bytes (IP and UDP headers included) sent by all nodes since the previous sample.
-    public let datagrams: UInt64
-    public let bytes: UInt64
-    /// Syncs (pulls and joins) started since the previous sample.
-    public let syncs: UInt64
-    /// rollout: live nodes that have verified the release, as a fraction of the live nodes.
-    public let verifiedFraction: Double
-}
-
 /// A discrete-event simulation of a fleet of real `Node`s: the simulator owns the clock (microsecond ticks),
 /// the network and every random choice, all derived from `options.seed`, so a run replays exactly.
 public final class Simulator {
     public let options: SimOptions
-    public private(set) var samples: [SimSample] = []
-    public private(set) var violations: [SimViolation] = []
+    public internal(set) var samples: [SimSample] = []
+    public internal(set) var violations: [SimViolation] = []
     /// Simulated time, microseconds.
     public private(set) var now: UInt64 = 0
     /// Events handled so far (for speed figures).
     public private(set) var eventsHandled: UInt64 = 0
 
     static let port: UInt16 = 7946
-    static let headerBytes = 28  // IPv4 + UDP, counted against link rates
 
     enum Event {
         case start(Int32)
@@ -114,29 +65,15 @@ public final class Simulator {
         var up = false
         var generation: UInt32 = 0
         var timerAt: UInt64 = .max
-        /// When each link finishes what it has queued (µs). Datagrams and streams queue separately, as under
-        /// Linux's default fq_codel: sparse datagram flows are not stuck behind a bulk TCP transfer.
-        var uplinkFreeAt: UInt64 = 0
-        var downlinkFreeAt: UInt64 = 0
-        var streamUplinkFreeAt: UInt64 = 0
-        var streamDownlinkFreeAt: UInt64 = 0
         /// Clock rate relative to true time, in parts per million off 1.
         var driftPPM: Int = 0
         /// Extra delay before this node handles anything (µs).
         var slowness: UInt64 = 0
-        /// Partition side: 1 for the cut-off group while a partition is on.
-        var side: UInt8 = 0
         /// Highest own incarnation seen, across restarts with state.
         var incarnationSeen: UInt64 = 0
         /// rollout: the chunks this node stores (its disk), and when it verified the whole release (µs).
         var stored: ChunkBitfield?
         var verifiedAt: UInt64?
-    }
-
-    struct Connection {
-        let requester: Int32
-        let generation: UInt32
-        let stream: UInt64
     }
 
     /// One per node, allocated once: workers on other threads update their own nodes' slots in place.
@@ -155,16 +92,12 @@ public final class Simulator {
     public let threadCount: Int
     var rng: DeterministicRandom
     let keyring: FleetKeyring
-    var connections: [UInt64: Connection] = [:]
     var slotOfID: [NodeID: Int32] = [:]
     /// Member ids and addresses, stored once for every node's table.
     let directory: MemberDirectory
-    var nextConnection: UInt64 = 1
     /// rollout: the release and its progress; live nodes that have verified it.
     var rollout: SimRollout?
     var verifiedLive = 0
-    var partitionOn = false
-    var partitionOneWay = false
     var faultPhaseOver = false
     var convergedAt: UInt64?
     /// A crash run: nodes crashed by the fault, verdicts "failed" about them by live nodes so far, and the moment
@@ -172,18 +105,18 @@ public final class Simulator {
     var crashVictims = 0
     var failedVerdicts = 0
     public private(set) var crashDetectedAt: UInt64?
-    var sampleDatagrams: UInt64 = 0
-    var sampleBytes: UInt64 = 0
     var sampleSyncs: UInt64 = 0
     /// Truth: the sum of digest terms over live nodes, kept as nodes start, stop and change incarnation.
     var truthDigest: UInt64 = 0
     var liveCount = 0
+    /// The links, connections and partitions between the nodes (SimNetwork.swift).
+    var network: SimNetwork
     /// Totals over the run.
-    public private(set) var datagramsSent: UInt64 = 0
-    public private(set) var datagramsLost: UInt64 = 0
+    public var datagramsSent: UInt64 { network.datagramsSent }
+    public var datagramsLost: UInt64 { network.datagramsLost }
     /// Datagrams dropped because a link's queue was full (included in `datagramsLost`).
-    public private(set) var congestionDrops: UInt64 = 0
-    public private(set) var bytesSent: UInt64 = 0
+    public var congestionDrops: UInt64 { network.congestionDrops }
+    public var bytesSent: UInt64 { network.bytesSent }
     public private(set) var syncsStarted: UInt64 = 0
     /// Member records received and applied by nodes that have stopped (see `recordCounts`).
     var stoppedRecords = SimRecordCounts()
@@ -199,6 +132,7 @@ public final class Simulator {
         keyring = try! FleetKeyring(primary: FleetKey(master: try! SymmetricKey(bytes: keySource.bytes(32))))
         if options.scenario == .rollout { rollout = SimRollout(seed: options.seed, byteCount: options.releaseBytes) }
         self.slots = .allocate(capacity: options.nodeCount)  // initialized below, once every slot is drawn
+        network = SimNetwork(model: options.network, slots: self.slots)
         var slots: [Slot] = []
         slots.reserveCapacity(options.nodeCount)
         queue.reserve(options.nodeCount * 8)
@@ -207,7 +141,7 @@ public final class Simulator {
             if options.clockDriftPPM > 0 {
                 slot.driftPPM = rng.below(2 * options.clockDriftPPM + 1) - options.clockDriftPPM
             }
-            if options.slowFraction > 0 && unit() < options.slowFraction {
+            if options.slowFraction > 0 && rng.unit() < options.slowFraction {
                 slot.slowness = options.slowDelay * 1000
             }
             slots.append(slot)
@@ -235,7 +169,7 @@ public final class Simulator {
     /// sends then enter the network model in (time, node) order. Starts, faults and samples run between windows.
     public func run() -> SimOutcome {
         let end = (options.faultPhase + options.livenessBound) * 1000
-        // The least delay any message can have (`delay()` caps at delayMax, should a caller set it lower).
+        // The least delay any message can have (`SimNetwork.delay` caps at delayMax, should a caller set it lower).
         let lookahead = max(1, min(options.network.delayMin, options.network.delayMax))
         let threads = threadCount > 1 ? SimThreads(workers: workers) : nil
         defer { threads?.stop() }
@@ -315,13 +249,15 @@ public final class Simulator {
             let s = Int(o.node)
             switch o.kind {
             case .datagram(let to, let bytes):
-                sendDatagram(from: s, to: Int(to), bytes: bytes)
+                network.sendDatagram(from: s, to: Int(to), bytes: bytes, now: now, rng: &rng, queue: &queue)
             case .streamOpen(let to, let stream, let bytes):
-                openStream(from: s, to: Int(to), stream: stream, bytes: bytes)
+                network.openStream(
+                    from: s, to: Int(to), stream: stream, bytes: bytes, now: now, rng: &rng, queue: &queue)
             case .streamReply(let connection, let bytes, let last):
-                replyStream(from: s, connection: connection, bytes: bytes, last: last)
+                network.replyStream(
+                    from: s, connection: connection, bytes: bytes, last: last, now: now, rng: &rng, queue: &queue)
             case .refuse(let connection):
-                failConnection(connection)
+                network.failConnection(connection, now: now, rng: &rng, queue: &queue)
             case .timer(let generation, let at):
                 queue.push(.timer(o.node, generation: generation), at: at)
             case .verified:
@@ -440,252 +376,6 @@ public final class Simulator {
         slots[s].up = false
         slots[s].node = nil
         slots[s].timerAt = .max
-    }
-
-    func violate(_ what: String) {
-        violations.append(SimViolation(atMilliseconds: now / 1000, what: what))
-    }
-
-    // MARK: network
-
-    func unit() -> Double { Double(rng.next() >> 11) / Double(1 << 53) }
-
-    func delay() -> UInt64 {
-        let n = options.network
-        let tailMean = Double(n.delayMean - n.delayMin)
-        var extra = 0.0
-        if tailMean > 0 {
-            let u = max(unit(), 1e-12)
-            extra = -tailMean * log(u)
-        }
-        return min(n.delayMin + UInt64(extra), n.delayMax)
-    }
-
-    func cut(_ from: Int, _ to: Int) -> Bool {
-        guard partitionOn, slots[from].side != slots[to].side else { return false }
-        return partitionOneWay ? slots[from].side == 0 : true
-    }
-
-    /// A datagram that would wait longer than this behind others on a link is dropped (a full router or
-    /// socket buffer), µs.
-    static let datagramQueueMax: UInt64 = 100_000
-
-    /// Serialises a datagram through the sender's uplink and the receiver's downlink; returns the arrival time,
-    /// or nil when a link's queue is full.
-    func transferDatagram(from s: Int, to d: Int, byteCount: Int) -> UInt64? {
-        let bits = UInt64(byteCount + Simulator.headerBytes) * 8
-        let upTime = bits * 1_000_000 / options.network.uploadBitsPerSecond
-        let downTime = bits * 1_000_000 / options.network.downloadBitsPerSecond
-        let start = max(now, slots[s].uplinkFreeAt)
-        if start - now > Simulator.datagramQueueMax { return nil }
-        slots[s].uplinkFreeAt = start + upTime
-        let reached = start + upTime + delay()
-        let arrivalStart = max(reached, slots[d].downlinkFreeAt)
-        if arrivalStart - reached > Simulator.datagramQueueMax { return nil }
-        slots[d].downlinkFreeAt = arrivalStart + downTime
-        return arrivalStart + downTime + slots[d].slowness
-    }
-
-    /// A stream's bytes through both links (reliable; it waits rather than drops). Returns the arrival time.
-    func transferStream(from s: Int, to d: Int, byteCount: Int) -> UInt64 {
-        let bits = UInt64(byteCount + 40 * (byteCount / 1448 + 1)) * 8  // TCP/IP headers per segment
-        let upTime = bits * 1_000_000 / options.network.uploadBitsPerSecond
-        let downTime = bits * 1_000_000 / options.network.downloadBitsPerSecond
-        let departed = max(now, slots[s].streamUplinkFreeAt) + upTime
-        slots[s].streamUplinkFreeAt = departed
-        let reached = departed + delay()
-        let arrived = max(reached, slots[d].streamDownlinkFreeAt) + downTime
-        slots[d].streamDownlinkFreeAt = arrived
-        return arrived + slots[d].slowness
-    }
-
-    func sendDatagram(from s: Int, to d: Int, bytes: [UInt8]) {
-        datagramsSent += 1
-        sampleDatagrams += 1
-        bytesSent += UInt64(bytes.count + Simulator.headerBytes)
-        sampleBytes += UInt64(bytes.count + Simulator.headerBytes)
-        if cut(s, d) || unit() < options.network.lossProbability {
-            datagramsLost += 1
-            return
-        }
-        guard let at = transferDatagram(from: s, to: d, byteCount: bytes.count) else {
-            datagramsLost += 1
-            congestionDrops += 1
-            return
-        }
-        queue.push(.datagram(to: Int32(d), from: Int32(s), bytes: bytes), at: at)
-        if options.network.duplicateProbability > 0 && unit() < options.network.duplicateProbability {
-            queue.push(.datagram(to: Int32(d), from: Int32(s), bytes: bytes), at: at + delay())
-        }
-    }
-
-    func openStream(from s: Int, to d: Int, stream: UInt64, bytes: [UInt8]) {
-        let generation = slots[s].generation
-        bytesSent += UInt64(bytes.count)
-        sampleBytes += UInt64(bytes.count)
-        if !slots[d].up {
-            // Connection refused after one round trip.
-            queue.push(.streamFailed(to: Int32(s), generation: generation, stream: stream), at: now + 2 * delay())
-            return
-        }
-        if cut(s, d) { return }  // SYNs vanish; the node's own sync timeout gives up
-        let connection = nextConnection
-        nextConnection += 1
-        connections[connection] = Connection(requester: Int32(s), generation: generation, stream: stream)
-        // One round trip for the handshake, then the request.
-        let at = transferStream(from: s, to: d, byteCount: bytes.count) + 2 * options.network.delayMin
-        queue.push(.streamRequest(to: Int32(d), from: Int32(s), connection: connection, bytes: bytes), at: at)
-    }
-
-    /// A reply frame; the connection is forgotten after the reply's last frame.
-    func replyStream(from s: Int, connection: UInt64, bytes: [UInt8], last: Bool) {
-        guard let c = last ? connections.removeValue(forKey: connection) : connections[connection] else { return }
-        bytesSent += UInt64(bytes.count)
-        sampleBytes += UInt64(bytes.count)
-        let r = Int(c.requester)
-        if cut(s, r) { return }
-        let at = transferStream(from: s, to: r, byteCount: bytes.count)
-        queue.push(.streamReply(to: c.requester, generation: c.generation, stream: c.stream, bytes: bytes), at: at)
-    }
-
-    func failConnection(_ connection: UInt64) {
-        guard let c = connections.removeValue(forKey: connection) else { return }
-        queue.push(.streamFailed(to: c.requester, generation: c.generation, stream: c.stream), at: now + delay())
-    }
-
-    // MARK: faults
-
-    func scheduleFaults() {
-        let o = options
-        let ms: (UInt64) -> UInt64 = { $0 * 1000 }
-        switch o.scenario {
-        case .join:
-            break
-        case .rollout:
-            queue.push(.fault(.rolloutStart), at: ms(o.rolloutAt))
-        case .crash:
-            let victims = pickNodes(fraction: o.crashFraction)
-            crashVictims = victims.count
-            for v in victims { queue.push(.fault(.crash(Int32(v))), at: ms(o.crashAt)) }
-        case .partition:
-            queue.push(.fault(.partition(oneWay: o.partitionOneWay)), at: ms(o.partitionAt))
-            queue.push(.fault(.heal), at: ms(o.partitionHealAt))
-        case .churn:
-            // Poisson arrivals of churn events after the join settles.
-            var t = 5_000.0
-            let end = Double(o.faultPhase) - 1_000
-            while o.churnRate > 0 {
-                t += -1000 * log(max(unit(), 1e-12)) / o.churnRate
-                if t >= end { break }
-                let victim = 1 + rng.below(max(1, o.nodeCount - 1))
-                let at = ms(UInt64(t))
-                switch rng.below(4) {
-                case 0:
-                    queue.push(.fault(.crash(Int32(victim))), at: at)
-                    queue.push(
-                        .fault(.restart(Int32(victim), keepState: true)), at: at + ms(UInt64(500 + rng.below(8_000))))
-                case 1:
-                    queue.push(.fault(.crash(Int32(victim))), at: at)
-                    queue.push(
-                        .fault(.restart(Int32(victim), keepState: false)), at: at + ms(UInt64(500 + rng.below(8_000))))
-                case 2:
-                    queue.push(.fault(.leave(Int32(victim))), at: at)
-                    queue.push(
-                        .fault(.restart(Int32(victim), keepState: true)), at: at + ms(UInt64(3_000 + rng.below(8_000))))
-                default:
-                    queue.push(.fault(.crash(Int32(victim))), at: at)  // stays down until the fault phase ends
-                }
-            }
-        }
-        queue.push(.fault(.endFaultPhase), at: ms(o.faultPhase))
-    }
-
-    /// A random subset of nodes other than node 0 (the seed), `fraction` of the fleet.
-    func pickNodes(fraction: Double) -> [Int] {
-        let count = min(options.nodeCount - 1, Int((Double(options.nodeCount) * fraction).rounded()))
-        var candidates = Array(1..<options.nodeCount)
-        for i in 0..<count {
-            let j = i + rng.below(candidates.count - i)
-            candidates.swapAt(i, j)
-        }
-        return Array(candidates.prefix(count))
-    }
-
-    func apply(_ f: Fault) {
-        switch f {
-        case .crash(let i):
-            stopNode(Int(i))
-        case .restart(let i, let keepState):
-            let s = Int(i)
-            if slots[s].up {
-                // A leaving node exits once its announcement is out; a restart replaces it.
-                stopNode(s)
-            }
-            startNode(s, keepState: keepState)
-        case .leave(let i):
-            let s = Int(i)
-            guard slots[s].up, let node = slots[s].node else { return }
-            node.handleCommand(.leave, now: nodeClock(s))
-            flush(s)
-            // The process exits after its leave rounds; a sim node stops answering a little later.
-            queue.push(.fault(.crash(i)), at: now + 3 * options.membership.gossipInterval * 1000)
-        case .rolloutStart:
-            startRollout()
-        case .partition(let oneWay):
-            partitionOn = true
-            partitionOneWay = oneWay
-            for v in pickNodes(fraction: options.partitionFraction) { slots[v].side = 1 }
-        case .heal:
-            partitionOn = false
-            for s in slots.indices { slots[s].side = 0 }
-        case .endFaultPhase:
-            faultPhaseOver = true
-            partitionOn = false
-            // Liveness: crashed nodes of a churn run come back with their state; a crash run's victims stay
-            // down (the survivors must agree they are gone).
-            if options.scenario == .churn {
-                for s in slots.indices where !slots[s].up { startNode(s, keepState: true) }
-            }
-            checkConvergence()
-        }
-    }
-
-    // MARK: measuring
-
-    /// Live nodes whose view is exactly the live set (their digest equals the truth).
-    public var convergedCount: Int {
-        var n = 0
-        for s in slots where s.up && s.node!.digest == truthDigest { n += 1 }
-        return n
-    }
-
-    func checkConvergence() {
-        if faultPhaseOver && convergedAt == nil && convergedCount == liveCount { convergedAt = now / 1000 }
-    }
-
-    func takeSample() {
-        let converged = convergedCount
-        samples.append(
-            SimSample(
-                milliseconds: now / 1000, convergedFraction: liveCount == 0 ? 1 : Double(converged) / Double(liveCount),
-                liveNodes: liveCount, datagrams: sampleDatagrams, bytes: sampleBytes, syncs: sampleSyncs,
-                verifiedFraction: liveCount == 0 ? 0 : Double(verifiedLive) / Double(liveCount)))
-        sampleDatagrams = 0
-        sampleBytes = 0
-        sampleSyncs = 0
-        if faultPhaseOver && convergedAt == nil && converged == liveCount { convergedAt = now / 1000 }
-    }
-
-    /// The first sample time at or after `from` (ms) when every live node had the full view; nil if never.
-    public func firstFullConvergence(after from: UInt64) -> UInt64? {
-        samples.first { $0.milliseconds >= from && $0.convergedFraction == 1 }?.milliseconds
-    }
-
-    /// Member records received and applied over the run, by every node that ran.
-    public var recordCounts: SimRecordCounts {
-        var total = stoppedRecords
-        for s in slots where s.up { total.add(s.node!.counters) }
-        return total
     }
 
     /// Slot `s`'s node while it is up, for tests and reports.
