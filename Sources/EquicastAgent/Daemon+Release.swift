@@ -9,15 +9,7 @@ import EquicastPosix
 /// The daemon's side of releases: the chunk store, assembling the image, and the install / health / rollback
 /// hooks, each step persisted (`UpdateRecord`) before it starts so that a power cut resumes or rolls back.
 extension Daemon {
-    /// A hook command in progress.
-    struct Hook {
-        enum Kind {
-            case install, health, rollback(after: UpdateState)
-        }
-        let kind: Kind
-        let process: ChildProcess
-        let deadline: UInt64
-    }
+    typealias Hook = ReleasePipeline.Hook
 
     /// Hooks other than the health check get this long before they are killed and count as failed.
     static let hookTimeout: UInt64 = 30 * 60_000
@@ -49,7 +41,7 @@ extension Daemon {
 
     /// At start: the held release comes back (verified again), and an update cut short resumes.
     func restoreReleases(now: UInt64) {
-        guard let store = releaseStore else { return }
+        guard let store = pipeline.store else { return }
         // A partial image left by a kill or a power cut: the image is built again from the chunks that survived.
         try? FileSystem.remove(store.partialImagePath)
         guard let bytes = store.loadManifest(store.heldManifestPath) else { return }
@@ -58,8 +50,8 @@ extension Daemon {
             try? FileSystem.remove(store.heldManifestPath)
             return
         }
-        switch record.state {
-        case .verifying, .staged: resumeAfterDownload = true
+        switch pipeline.record.state {
+        case .verifying, .staged: pipeline.resumeAfterDownload = true
         case .installing:
             log.log(.warning, "the install command was interrupted (restart); running it again")
             startHook(.install, now: now)
@@ -72,7 +64,7 @@ extension Daemon {
 
     /// Carries out one of the node's storage requests against the release store.
     func carryOut(_ request: StorageRequest, now: UInt64) {
-        guard let store = releaseStore else { return }
+        guard let store = pipeline.store else { return }
         switch request {
         case .openRelease(let held):
             let id = held.releaseID
@@ -90,19 +82,19 @@ extension Daemon {
         case .storeChunk(let release, let index, let chunk, let bytes):
             do throws(PosixError) {
                 try store.store(chunk, bytes)
-                if let image, image.release == release {
+                if let image = pipeline.image, image.release == release {
                     do throws(PosixError) { try image.write(index, compressed: bytes, store: store) } catch {
                         dropImage(error)
                     }
                 }
             } catch {
                 node.chunkStoreFailed(release: release, index: index, now: now)
-                if node.heldReleaseInstallable && record.state == .downloading && node.updateState == .failed {
+                if node.heldReleaseInstallable && pipeline.record.state == .downloading && node.updateState == .failed {
                     // The node stopped the download; the release stays wanted (space may be freed).
-                    updateReason =
+                    pipeline.updateReason =
                         "cannot store chunk \(index): \(error); the running firmware is untouched; "
                         + "trying again in \(config.storageRetryInterval) s"
-                    log.log(.error, "update failed: \(updateReason)")
+                    log.log(.error, "update failed: \(pipeline.updateReason)")
                     setUpdate(.failed, now: now, rejecting: false)
                 }
             }
@@ -121,10 +113,10 @@ extension Daemon {
     /// already stored are written over the next loop turns. The previous partial image, if any, is removed.
     func openImage(now: UInt64) {
         closeImage()  // first: dropping it removes releases/image.partial, which the new one reuses
-        guard let store = releaseStore, let held = node.heldManifest, node.heldReleaseInstallable else { return }
+        guard let store = pipeline.store, let held = node.heldManifest, node.heldReleaseInstallable else { return }
         do throws(PosixError) {
-            image = try store.openImage(held.manifest, release: held.releaseID)
-            imageBusy = (node.releaseHaves?.setCount ?? 0) > 0
+            pipeline.image = try store.openImage(held.manifest, release: held.releaseID)
+            pipeline.imageBusy = (node.releaseHaves?.setCount ?? 0) > 0
         } catch {
             dropImage(error)
         }
@@ -138,27 +130,23 @@ extension Daemon {
     }
 
     /// Stops building the image; a partial one is removed.
-    func closeImage() {
-        image = nil
-        imageBusy = false
-        imageFinishing = false
-    }
+    func closeImage() { pipeline.closeImage() }
 
     /// Called every loop turn: one slice of the image's work (chunks already stored, then the read-back).
     func pollImage(now: UInt64) {
-        guard imageBusy, let image, let store = releaseStore else { return }
+        guard pipeline.imageBusy, let image = pipeline.image, let store = pipeline.store else { return }
         guard image.release == node.heldRelease?.releaseID, let stored = node.releaseHaves else {
             closeImage()
             return
         }
         do throws(PosixError) {
-            imageBusy = try image.advance(stored: stored, finishing: imageFinishing, store: store)
+            pipeline.imageBusy = try image.advance(stored: stored, finishing: pipeline.imageFinishing, store: store)
         } catch {
             dropImage(error)
-            if imageFinishing { assembleImage(now: now) }
+            if pipeline.imageFinishing { assembleImage(now: now) }
             return
         }
-        guard imageFinishing, !imageBusy else { return }
+        guard pipeline.imageFinishing, !pipeline.imageBusy else { return }
         closeImage()  // verified: renamed to releases/image already
         if image.verified {
             imageReady(now: now)
@@ -172,9 +160,9 @@ extension Daemon {
     func releaseDownloaded(now: UInt64) {
         guard let held = node.heldManifest, node.heldReleaseInstallable else { return }
         setUpdate(.verifying, now: now)
-        if let image, image.release == held.releaseID {
-            imageFinishing = true
-            imageBusy = true
+        if let image = pipeline.image, image.release == held.releaseID {
+            pipeline.imageFinishing = true
+            pipeline.imageBusy = true
         } else {
             assembleImage(now: now)
         }
@@ -182,7 +170,7 @@ extension Daemon {
 
     /// The diagnosing path: inflates and checks every chunk from the store in one go.
     func assembleImage(now: UInt64) {
-        guard let store = releaseStore, let held = node.heldManifest else { return }
+        guard let store = pipeline.store, let held = node.heldManifest else { return }
         do throws(AssemblyError) {
             try store.assemble(held.manifest)
         } catch {
@@ -194,14 +182,14 @@ extension Daemon {
 
     /// The image is verified and in place: staged, then installed unless installs wait.
     func imageReady(now: UInt64) {
-        guard let store = releaseStore, let held = node.heldManifest else { return }
+        guard let store = pipeline.store, let held = node.heldManifest else { return }
         setUpdate(.staged, now: now)
         log.log(.info, "version \(held.manifest.version) assembled and verified at \(store.imagePath)")
         if config.installCommand.isEmpty {
             log.log(.warning, "no InstallCommand configured: version \(held.manifest.version) stays staged")
             return
         }
-        if installsDeferred {
+        if pipeline.installsDeferred {
             log.log(
                 .info,
                 "installs are deferred (update admin status 'defer'): version \(held.manifest.version) stays staged")
@@ -211,7 +199,7 @@ extension Daemon {
     }
 
     func startHook(_ kind: Hook.Kind, now: UInt64) {
-        guard let held = node.heldManifest, let store = releaseStore else { return }
+        guard let held = node.heldManifest, let store = pipeline.store else { return }
         let command: String
         let timeout: UInt64
         switch kind {
@@ -238,11 +226,11 @@ extension Daemon {
         let environment = [
             "EQUICAST_IMAGE=\(store.imagePath)", "EQUICAST_VERSION=\(held.manifest.version)",
             "EQUICAST_RELEASE=\(held.releaseID.hex)", "EQUICAST_PRODUCT=\(held.manifest.product)",
-            "EQUICAST_PREVIOUS_VERSION=\(record.installedVersion)",
+            "EQUICAST_PREVIOUS_VERSION=\(pipeline.record.installedVersion)",
         ]
         do throws(PosixError) {
             let p = try ChildProcess(command: command, environment: environment)
-            hook = Hook(kind: kind, process: p, deadline: now + timeout)
+            pipeline.hook = Hook(kind: kind, process: p, deadline: now + timeout)
             log.log(.info, "running \(Daemon.hookName(kind)) command (pid \(p.pid)): \(command)")
         } catch {
             hookFinished(kind, code: 127, detail: "could not start: \(error)", now: now)
@@ -259,17 +247,17 @@ extension Daemon {
 
     /// Called every loop turn: has the running hook ended or run out of time?
     func pollHook(now: UInt64) {
-        if resumeAfterDownload {
-            resumeAfterDownload = false
+        if pipeline.resumeAfterDownload {
+            pipeline.resumeAfterDownload = false
             releaseDownloaded(now: now)
         }
-        guard let h = hook else { return }
+        guard let h = pipeline.hook else { return }
         if let code = h.process.poll() {
-            hook = nil
+            pipeline.hook = nil
             hookFinished(h.kind, code: code, detail: "exited with status \(code)", now: now)
         } else if now >= h.deadline {
             h.process.kill()
-            hook = nil
+            pipeline.hook = nil
             hookFinished(h.kind, code: 124, detail: "timed out and was killed", now: now)
         }
     }
@@ -283,7 +271,7 @@ extension Daemon {
                 startHook(.health, now: now)
             } else {
                 log.log(.error, "install command \(detail): the update failed; rolling back")
-                updateReason = "install command \(detail)"
+                pipeline.updateReason = "install command \(detail)"
                 startHook(.rollback(after: .failed), now: now)
             }
         case .health:
@@ -291,7 +279,7 @@ extension Daemon {
                 commit(now: now)
             } else {
                 log.log(.error, "health command \(detail): rolling back")
-                updateReason = "health command \(detail)"
+                pipeline.updateReason = "health command \(detail)"
                 startHook(.rollback(after: .rolledBack), now: now)
             }
         case .rollback(let after):
@@ -301,9 +289,9 @@ extension Daemon {
     }
 
     func commit(now: UInt64) {
-        guard let held = node.heldManifest, let store = releaseStore else { return }
+        guard let held = node.heldManifest, let store = pipeline.store else { return }
         let previous = store.loadManifest(store.installedManifestPath).flatMap { try? SignedManifest.inspect($0) }
-        record.installedVersion = held.manifest.version
+        pipeline.record.installedVersion = held.manifest.version
         do throws(PosixError) {
             try FileSystem.writeFileAtomically(store.installedManifestPath, held.bytes, mode: 0o600)
         } catch {
@@ -317,9 +305,9 @@ extension Daemon {
 
     func failUpdate(_ why: String, now: UInt64) {
         log.log(.error, "update failed: \(why)")
-        updateReason = why
+        pipeline.updateReason = why
         closeImage()
-        if let store = releaseStore {
+        if let store = pipeline.store {
             do throws(PosixError) { try FileSystem.remove(store.imagePath) } catch {
                 log.log(.warning, "cannot remove the partial image: \(error)")
             }
@@ -330,17 +318,11 @@ extension Daemon {
     /// Persists the new state first, then tells the node (which gossips it). A failed or rolled-back release is
     /// never fetched again, unless `rejecting` is false (a full disk: the node tries again later).
     func setUpdate(_ state: UpdateState, now: UInt64, rejecting: Bool = true) {
-        record.state = state
-        updateChangedAt = now
-        record.release = node.heldRelease?.releaseID
-        if rejecting, state == .failed || state == .rolledBack, let r = record.release, !record.rejected.contains(r) {
-            if record.rejected.count >= ReleaseSettings.rejectedReleasesMax { record.rejected.removeFirst() }
-            record.rejected.append(r)
-        }
-        do throws(PosixError) { try releaseStore?.save(record) } catch {
+        pipeline.note(state, release: node.heldRelease?.releaseID, rejecting: rejecting, now: now)
+        do throws(PosixError) { try pipeline.store?.save(pipeline.record) } catch {
             log.log(.error, "cannot persist the update state (\(state.name)): \(error)")
         }
-        node.reportUpdate(state, installedVersion: record.installedVersion, rejecting: rejecting, now: now)
-        notifySNMP(update: state, reason: updateReason)
+        node.reportUpdate(state, installedVersion: pipeline.record.installedVersion, rejecting: rejecting, now: now)
+        notifySNMP(update: state, reason: pipeline.updateReason)
     }
 }

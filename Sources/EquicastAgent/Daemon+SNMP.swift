@@ -45,11 +45,11 @@ extension Daemon {
             log.log(.error, "cannot persist the update admin status: \(error)")
             return false
         }
-        guard deferred != installsDeferred else { return true }
-        installsDeferred = deferred
+        guard deferred != pipeline.installsDeferred else { return true }
+        pipeline.installsDeferred = deferred
         log.log(.info, "update admin status set to \(deferred ? "defer" : "allow")")
-        if !deferred && record.state == .staged && hook == nil && node.heldReleaseInstallable {
-            resumeAfterDownload = true
+        if !deferred && pipeline.record.state == .staged && pipeline.hook == nil && node.heldReleaseInstallable {
+            pipeline.resumeAfterDownload = true
         }
         return true
     }
@@ -67,7 +67,8 @@ extension Daemon {
             log.log(.info, "SNMP: AgentX subagent of the master at \(config.snmpAgentXSocket)")
             snmp = SubAgent(
                 socketPath: config.snmpAgentXSocket, persistentDirectory: directory,
-                pingInterval: Int32(config.snmpPingInterval), adminStatus: installsDeferred ? .deferInstalls : .allow,
+                pingInterval: Int32(config.snmpPingInterval),
+                adminStatus: pipeline.installsDeferred ? .deferInstalls : .allow,
                 applyAdminStatus: { status in self.setInstallsDeferred(status == .deferInstalls) },
                 log: { level, text in
                     switch level {
@@ -133,7 +134,9 @@ extension Daemon {
             let now = MonotonicClock.milliseconds()
             switch state {
             case .committed:
-                snmp.send(.firmwareInstalled(version: record.installedVersion, release: held.releaseID.bytes), now: now)
+                snmp.send(
+                    .firmwareInstalled(version: pipeline.record.installedVersion, release: held.releaseID.bytes),
+                    now: now)
             case .failed:
                 snmp.send(.updateFailed(version: held.version, release: held.releaseID.bytes, reason: reason), now: now)
             case .rolledBack:
