@@ -72,3 +72,65 @@ import Testing
         #expect(!node.hasPendingOutputs)
     }
 }
+
+/// Timers: a wake-up with nothing due does nothing, and discovery has a deadline of its own.
+@Suite struct NodeTimerTests {
+    /// Two nodes mid-download with requests in flight (streams answered after 50 ms).
+    static func downloading() throws -> TestFleet {
+        let (fleet, _) = try ReleaseSwarmTests.pushedToOneOfTwo(seed: 5, size: 1 << 20)
+        fleet.streamLatency = 50
+        _ = fleet.runUntil(deadline: fleet.now + 10_000) { (fleet.nodes[1].releaseHaves?.setCount ?? 0) > 2 }
+        return fleet
+    }
+
+    @Test func aSpuriousWakeUpChangesNothing() throws {
+        let fleet = try NodeTimerTests.downloading()
+        let node = fleet.nodes[1]
+        #expect(!(node.releaseHaves?.isComplete ?? true))
+        // One of its requests fails (the driver says so): its slot goes to a new request at once, not at some
+        // later wake-up.
+        let pending = try #require(fleet.pendingStreams.firstIndex { $0.from == 1 })
+        let failed = fleet.pendingStreams.remove(at: pending)
+        let before = fleet.pendingStreams.count
+        node.handleStreamFailed(id: failed.sid, now: fleet.now)
+        fleet.drain(1)
+        #expect(fleet.pendingStreams.count == before + 1)
+        var checked = 0
+        for step in 0..<40 {
+            let now = fleet.now + UInt64(step)
+            let next = node.pollTimeout()
+            guard next > now else { continue }
+            let counters = node.counters
+            node.handleTimeout(now: now)
+            #expect(!node.hasPendingOutputs, "a wake-up at \(now) with the next timer at \(next) did something")
+            #expect(node.pollTimeout() == next)
+            #expect(node.counters == counters)
+            checked += 1
+        }
+        #expect(checked > 0)
+    }
+
+    @Test func discoveryHasADeadlineInTheTable() throws {
+        // Node 0 holds a release's manifest and none of its chunks, and no peer has any: it asks the members of
+        // its fanout what they hold every five gossip intervals, and its next wake-up is never later than that.
+        let fleet = TestFleet(count: 3, seed: 2, release: ReleaseSwarmTests.settings())
+        #expect(fleet.runUntil(deadline: 10_000) { fleet.converged() } != nil)
+        let built = try ReleaseSwarmTests.release(version: 2, size: 256 << 10)
+        ReleaseSwarmTests.push((built.manifest, []), to: 0, in: fleet)
+        let node = fleet.nodes[0]
+        var runs = 0
+        var last = node.dissemination.nextDiscovery
+        for _ in 0..<300 {
+            fleet.run(until: fleet.now + 10)
+            #expect(node.releaseHaves?.setCount == 0)
+            #expect(node.pollTimeout() <= node.dissemination.nextDiscovery)
+            if node.dissemination.nextDiscovery != last {
+                // Run when due, never later than the next probe or gossip round made it.
+                #expect(node.dissemination.nextDiscovery - last == 5 * fleet.config.gossipInterval || last == 0)
+                last = node.dissemination.nextDiscovery
+                runs += 1
+            }
+        }
+        #expect(runs >= 2)
+    }
+}

@@ -158,7 +158,7 @@ public final class Node {
         case .accepted: from = context.address
         }
         guard let frame = openFrame(bytes, transport: .stream, from: from) else {
-            if case .outgoing(let sid) = stream { streamEnded(sid) }
+            if case .outgoing(let sid) = stream { streamEnded(sid, now: now) }
             return
         }
         if frame.header.messageClass == .data {
@@ -168,7 +168,7 @@ public final class Node {
             return
         }
         guard let (sender, message) = decodeMessage(frame, transport: .stream, from: from) else {
-            if case .outgoing(let sid) = stream { streamEnded(sid) }
+            if case .outgoing(let sid) = stream { streamEnded(sid, now: now) }
             return
         }
         membership.heard(sender, now: now)
@@ -177,14 +177,14 @@ public final class Node {
 
     /// The driver could not connect, send or read for a stream this node opened.
     public func handleStreamFailed(id sid: UInt64, now: UInt64) {
-        streamEnded(sid)
+        streamEnded(sid, now: now)
     }
 
-    /// Runs every timer that is due, in the table's order: membership's before the release work, reconnecting
-    /// and reclaiming after it. A call with nothing due changes nothing but the release work's own checks.
+    /// Runs every timer that is due, in the table's order: membership's before the release work's, reconnecting
+    /// and reclaiming after them. A spurious wake-up (nothing due) changes nothing.
     public func handleTimeout(now: UInt64) {
         membership.handleTimersBeforeRelease(now: now, ctx: &context)
-        dissemination.tick(now: now, members: &membership, ctx: &context)
+        dissemination.handleTimers(now: now, members: &membership, ctx: &context)
         for forgotten in membership.handleTimersAfterRelease(now: now, ctx: &context) {
             opener.forget(sender: forgotten)
         }
@@ -201,8 +201,10 @@ public final class Node {
     // MARK: routing
 
     /// A stream this node opened ended without a usable reply: a pull, or a transfer request.
-    func streamEnded(_ sid: UInt64) {
-        if !membership.syncEnded(sid, ctx: &context) { dissemination.streamFailed(sid, ctx: &context) }
+    func streamEnded(_ sid: UInt64, now: UInt64) {
+        if !membership.syncEnded(sid, ctx: &context) {
+            dissemination.requestFailed(sid, now: now, members: &membership, ctx: &context)
+        }
     }
 
     /// A gossiped item goes to the part that owns what it is about.

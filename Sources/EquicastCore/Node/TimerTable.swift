@@ -1,6 +1,7 @@
 /// Every deadline a node keeps, one per kind, each owned by one part. The order of the cases is the order in
 /// which `Node.handleTimeout` runs the timers that are due (probe timeouts before the probe that may replace
-/// them, the gossip round before the release work that reads its round, reclaiming last).
+/// them, the gossip round before the release work that reads its round, reclaiming last); a timer not due does
+/// nothing.
 enum NodeTimer: Int, CaseIterable {
     // Membership.
     /// The earliest deadline of the probes in flight (direct, then indirect).
@@ -24,6 +25,8 @@ enum NodeTimer: Int, CaseIterable {
     case storageRetry
     /// Bitfields owed to peers go out (set only while some are owed).
     case haves
+    /// More members are asked what they hold (set only while a download has no request in flight).
+    case discovery
     // Membership, after the release work.
     /// The next sync with a failed member (a healed partition).
     case reconnect
@@ -36,8 +39,8 @@ enum NodeTimer: Int, CaseIterable {
 /// uniqueness at every write.
 struct TimerTable {
     /// `NodeTimer.allCases.count` (a test checks it): an inline array's size must be a literal.
-    static let count = 12
-    private var deadlines = InlineArray<12, UInt64>(repeating: .max)
+    static let count = 13
+    private var deadlines = InlineArray<13, UInt64>(repeating: .max)
 
     subscript(_ timer: NodeTimer) -> UInt64 {
         get { deadlines[timer.rawValue] }

@@ -13,7 +13,7 @@ extension Dissemination {
         } catch {
             ctx.counters.decodeErrors += 1
             ctx.events.append(.refused(error, from: from))
-            if case .outgoing(let sid)? = stream { streamFailed(sid, ctx: &ctx) }
+            if case .outgoing(let sid)? = stream { requestFailed(sid, now: now, members: &members, ctx: &ctx) }
             return
         }
         switch (m.type, stream) {
@@ -65,7 +65,7 @@ extension Dissemination {
             ctx.reply(reply, connection: c, to: sender)
         default:
             ctx.counters.decodeErrors += 1
-            if case .outgoing(let sid)? = stream { streamFailed(sid, ctx: &ctx) }
+            if case .outgoing(let sid)? = stream { requestFailed(sid, now: now, members: &members, ctx: &ctx) }
         }
     }
 

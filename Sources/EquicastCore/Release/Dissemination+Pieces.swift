@@ -118,7 +118,7 @@ extension Dissemination {
         else {
             ctx.counters.decodeErrors += 1
             ctx.events.append(.refused(.invalidValue(field: "chunk piece", value: UInt64(piece)), from: from))
-            streamFailed(sid, ctx: &ctx)
+            requestFailed(sid, now: now, members: &members, ctx: &ctx)
             return
         }
         guard transfer!.pieceMatches(m.payload, index: index, piece: piece) else {
@@ -126,8 +126,7 @@ extension Dissemination {
             transfer!.ban(f.peer)
             ctx.events.append(
                 .integrityViolation(peer: f.peer, address: f.address, release: transfer!.id, chunk: index))
-            streamFailed(sid, ctx: &ctx)
-            schedulePulls(now: now, members: &members, ctx: &ctx)
+            requestFailed(sid, now: now, members: &members, ctx: &ctx)
             return
         }
         if index != f.index {

@@ -3,26 +3,22 @@ import EquicastCrypto
 /// Pulling chunks: bitfields exchanged with peers, rarest-first requests, requests that fail or time out, and
 /// the periodic release work (Trickle, timeouts, the storage retry, owed bitfields, discovery).
 extension Dissemination {
-    /// The periodic release work, run at every wake-up of the node (each step checks its own deadline).
-    mutating func tick(now: UInt64, members: inout Membership, ctx: inout NodeContext) {
+    /// The release timers that are due (a wake-up with none due does nothing): Trickle, requests that ran out
+    /// of time, the retry after a storage failure, bitfields owed, and discovery.
+    mutating func handleTimers(now: UInt64, members: inout Membership, ctx: inout NodeContext) {
+        rearmTimers(&ctx.timers)
         // A node without release keys takes no part in releases: no advertisements, no statuses.
-        if trickle.poll(now: now, rng: &ctx.rng), members.presentCount > 0, !members.isLeaving,
-            !settings.trustedKeys.isEmpty
+        if ctx.timers.isDue(.trickle, at: now), trickle.poll(now: now, rng: &ctx.rng), members.presentCount > 0,
+            !members.isLeaving, !settings.trustedKeys.isEmpty
         {
             let target = members.fanoutPeers(round: members.round &+ Dissemination.advertRoundOffset)[0]
             if let m = members.member(target) {
                 advertise(to: target, address: m.address, members: &members, ctx: &ctx)
             }
         }
-        if let f = manifestFetch, now >= f.startedAt + settings.requestTimeout {
-            manifestFetch = nil
-            ctx.counters.chunkRequestsFailed += 1
-        }
-        var late: [UInt64] = []
-        for f in chunkFetches where now >= f.startedAt + settings.requestTimeout { late.append(f.stream) }
-        for sid in late { streamFailed(sid, ctx: &ctx) }
+        if ctx.timers.isDue(.requestTimeout, at: now) { requestsTimedOut(now: now, members: &members, ctx: &ctx) }
         guard let held = transfer else { return }
-        if storageRetryAt != 0 && now >= storageRetryAt {
+        if ctx.timers.isDue(.storageRetry, at: now) {
             storageRetryAt = 0
             if updateState == .failed && held.installable && !rejectedReleases.contains(held.id) {
                 updateState = .downloading
@@ -30,8 +26,10 @@ extension Dissemination {
                 ctx.events.append(.releaseResumed(held.id))
                 downloadProgressed(now: now, members: &members, ctx: &ctx)
             }
+            schedulePulls(now: now, members: &members, ctx: &ctx)
         }
-        if now >= nextHaves && havesPending {
+        rearmTimers(&ctx.timers)  // requests may have started or ended above
+        if ctx.timers.isDue(.haves, at: now) {
             nextHaves = now + max(1, members.config.gossipInterval / 2)
             var told: [NodeID] = []
             for p in transfer!.peers.all where !p.toldCurrent && !p.banned && !p.haves.isComplete {
@@ -39,14 +37,25 @@ extension Dissemination {
             }
             for peer in told { sendHaves(to: peer, wantsReply: false, members: &members, ctx: &ctx) }
         }
-        if let t = transfer, t.opened, !t.isComplete, chunkFetches.isEmpty, now >= nextDiscovery {
+        if ctx.timers.isDue(.discovery, at: now) {
             // Nobody we know holds what we miss: ask a few more members (this round's fanout).
             nextDiscovery = now + members.config.gossipInterval * Dissemination.discoveryIntervals
             for m in members.fanoutPeers(round: members.round &+ Dissemination.discoveryRoundOffset) {
                 sendHaves(to: m, wantsReply: true, members: &members, ctx: &ctx)
             }
         }
-        schedulePulls(now: now, members: &members, ctx: &ctx)
+    }
+
+    /// The manifest and chunk requests whose time ran out fail; their slots go to new requests.
+    mutating func requestsTimedOut(now: UInt64, members: inout Membership, ctx: inout NodeContext) {
+        if let f = manifestFetch, now >= f.startedAt + settings.requestTimeout {
+            manifestFetch = nil
+            ctx.counters.chunkRequestsFailed += 1
+        }
+        var late: [UInt64] = []
+        for f in chunkFetches where now >= f.startedAt + settings.requestTimeout { late.append(f.stream) }
+        for sid in late { streamFailed(sid, ctx: &ctx) }
+        if !late.isEmpty { schedulePulls(now: now, members: &members, ctx: &ctx) }
     }
 
     /// Sends our bitfield to a peer (at `address`, or its table address).
@@ -93,6 +102,14 @@ extension Dissemination {
     func peerAddress(stream sid: UInt64) -> SocketAddress? {
         if let f = manifestFetch, f.stream == sid { return f.address }
         return chunkFetches.first { $0.stream == sid }?.address
+    }
+
+    /// A manifest or chunk request failed (no connection, broken, refused, a reply out of step): a chunk
+    /// request's slot goes to a new request at once.
+    mutating func requestFailed(_ sid: UInt64, now: UInt64, members: inout Membership, ctx: inout NodeContext) {
+        let wasChunk = chunkFetchIndex(sid) != nil
+        streamFailed(sid, ctx: &ctx)
+        if wasChunk { schedulePulls(now: now, members: &members, ctx: &ctx) }
     }
 
     /// A manifest or chunk request ended without a usable reply (no connection, broken, refused, timed out).

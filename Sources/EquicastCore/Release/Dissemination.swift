@@ -91,6 +91,12 @@ struct Dissemination {
             timers[.requestTimeout] = t
         }
         timers[.haves] = havesPending ? nextHaves : .max
+        // Discovery while a download has nobody to fetch from.
+        if let t = transfer, t.opened, !t.isComplete, chunkFetches.isEmpty {
+            timers[.discovery] = nextDiscovery
+        } else {
+            timers[.discovery] = .max
+        }
     }
 
     // MARK: the update status
