@@ -131,7 +131,7 @@ extension Membership {
             enqueueNews(.member(u), now: now, timers: &ctx.timers)
         }
         // Our own confirmation of an existing suspicion is news too.
-        else if m.state == .suspect, case let me = id, suspicions[p.target]?.confirm(by: me) == true {
+        else if m.state == .suspect, suspicions[p.target]?.confirm(by: u.reporter) == true {
             enqueueNews(.member(u), now: now, timers: &ctx.timers)
         }
     }
