@@ -353,12 +353,36 @@ import Testing
         }
     }
 
-    @Test func randomBytesNeverTrap() {
+    /// Every sample damaged in one byte, and random bytes behind each message type: each is refused with a
+    /// typed error, or decodes into a message within the item limit that encodes and decodes back to itself (what
+    /// a decoder accepts is what it reports). Both outcomes must occur, so a decoder that refuses everything fails.
+    @Test func damagedAndRandomBytesAreRefusedOrDecodeConsistently() throws {
         var rng = DeterministicRandom(seed: 5)
+        var decoded = 0
+        var refused = 0
+        func check(_ bytes: [UInt8]) throws {
+            let m: Message
+            do throws(WireError) { m = try Message.decode(bytes, itemsMax: 64) } catch {
+                refused += 1
+                return
+            }
+            decoded += 1
+            #expect(m.items.count <= 64)
+            #expect(try Message.decode(m.encode(), itemsMax: 64) == m)
+        }
+        for sample in MessageCodecTests.samples {
+            let good = sample.encode()
+            for _ in 0..<200 {
+                var bytes = good
+                bytes[rng.below(bytes.count)] ^= UInt8(truncatingIfNeeded: 1 + rng.below(255))
+                try check(bytes)
+            }
+        }
         for length in 0..<3000 {
             var bytes = rng.bytes(length % 300)
             if !bytes.isEmpty { bytes[0] = UInt8(1 + length % 6) }
-            _ = try? Message.decode(bytes, itemsMax: 64)
+            try check(bytes)
         }
+        #expect(decoded > 100 && refused > 100, "decoded \(decoded), refused \(refused)")
     }
 }
