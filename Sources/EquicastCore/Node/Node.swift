@@ -81,10 +81,6 @@ public final class Node {
     /// The release this node holds and spreads, if any.
     public var heldRelease: ReleaseAdvert? { dissemination.transfer?.advert }
     public var heldManifest: SignedManifest? { dissemination.transfer?.signed }
-    /// Chunk `index` of the held release, when `release` is the one held.
-    public func heldChunk(_ index: Int, of release: Digest256) -> ChunkEntry? {
-        dissemination.heldChunk(index, of: release)
-    }
     /// Whether this node will install the release it holds.
     public var heldReleaseInstallable: Bool { dissemination.transfer?.installable ?? false }
     /// Chunks of the held release verified here.
@@ -113,9 +109,6 @@ public final class Node {
     public func pollTransmit() -> Transmit? { context.transmits.pop() }
 
     public func pollEvent() -> NodeEvent? { context.events.pop() }
-
-    /// True while transmits wait to be drained (storage callbacks can add some after a drain).
-    public var hasPendingTransmits: Bool { !context.transmits.isEmpty }
 
     /// True while any output waits to be drained.
     public var hasPendingOutputs: Bool {

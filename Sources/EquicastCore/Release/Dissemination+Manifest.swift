@@ -48,8 +48,7 @@ extension Dissemination {
         ctx.counters.manifestsAccepted += 1
         chunkFetches = []
         storageRetryAt = 0
-        var t = ReleaseTransfer(signed: signed, installable: installable)
-        t.source = source
+        let t = ReleaseTransfer(signed: signed, installable: installable, source: source)
         transfer = t
         publishedStep = -1
         ctx.storage.append(.openRelease(signed))

@@ -4,7 +4,8 @@ import EquicastCrypto
 /// manifest and chunk requests in flight, Trickle re-advertisement, and the node's update status as the fleet
 /// sees it. Announcement by gossip and Trickle, manifest fetch and verification, bitfield exchange, rarest-first
 /// pulls from several peers, piece-by-piece relaying and serving. Wire layouts are in docs/protocol.md, the
-/// manifest and chunks in docs/release-format.md. It reaches members only through `Membership`'s methods.
+/// manifest and chunks in docs/release-format.md. It never writes `Membership`'s fields: it calls its
+/// methods and reads a few of its properties.
 ///
 /// Its methods that are called from several places and run once per message or chunk are `@inline(never)`:
 /// inlined into each caller, they made the stripped aarch64 agent 15 KB larger than one copy of each does.
@@ -55,12 +56,6 @@ struct Dissemination {
     }
 
     // MARK: getters
-
-    /// Chunk `index` of the held release, when `release` is the one held.
-    func heldChunk(_ index: Int, of release: Digest256) -> ChunkEntry? {
-        guard let t = transfer, t.id == release, index >= 0, index < t.chunkCount else { return nil }
-        return t.signed.manifest.chunks[index]
-    }
 
     var ownStatus: NodeStatus {
         let target = transfer.flatMap { $0.installable ? $0 : nil }

@@ -86,7 +86,7 @@ struct ReleaseTransfer {
     /// The driver has reported which chunks it already stores (`Node.releaseOpened`); no pulls before that.
     var opened = false
     /// The member whose announcement led us to it (it holds the manifest and probably chunks).
-    var source: NodeID?
+    let source: NodeID?
     var requested: ChunkBitfield
     /// Set on a node an operator pushed the release to, the first source: until it has served every chunk once,
     /// a request gets the next chunk in image order it has not served (`chunkToServe`), so its upload, which
@@ -101,8 +101,9 @@ struct ReleaseTransfer {
     /// Peers whose bitfields are kept; beyond it the least recently heard is forgotten.
     static let peersMax = 32
 
-    init(signed: SignedManifest, installable: Bool) {
+    init(signed: SignedManifest, installable: Bool, source: NodeID? = nil) {
         self.signed = signed
+        self.source = source
         self.advert = ReleaseAdvert(signed)
         self.installable = installable
         self.have = ChunkBitfield(count: signed.manifest.chunks.count)
