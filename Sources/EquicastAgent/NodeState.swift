@@ -9,6 +9,9 @@ public struct NodeState: Equatable {
     public var bootCount: UInt64
 
     public static let fileName = "node.state"
+    /// The most starts a node can count: the boot count is the high 32 bits of its incarnations and frame
+    /// sequence numbers (a device restarting every second reaches it after 136 years).
+    public static let bootCountMax: UInt64 = 0xFFFF_FFFE
 
     /// Loads the state (or creates it on first start), increments the boot count and writes it back before the
     /// node says anything on the network.
@@ -20,6 +23,12 @@ public struct NodeState: Equatable {
             let text = String(decoding: try FileSystem.readFile(path, limit: 4096), as: UTF8.self)
             guard let parsed = NodeState(text: text) else {
                 throw .file(path: path, operation: "parse (expected 'id = 16 hex digits' and 'boots = N')", errno: 22)
+            }
+            guard parsed.bootCount < bootCountMax else {
+                throw .file(
+                    path: path,
+                    operation: "use (boots = \(parsed.bootCount) is past the limit \(bootCountMax - 1); the file is "
+                        + "damaged: remove it and the node starts with a new id)", errno: 22)
             }
             state = parsed
         } else {

@@ -126,7 +126,10 @@ import Testing
         #expect(throws: ConfigError.invalid(key: "RingSize", reason: "must be 2...16")) {
             _ = try AgentConfig.load(arguments: ["--BindAddress", "127.0.0.1:1", "--RingSize", "20"])
         }
-        #expect(throws: ConfigError.invalid(key: "HeartbeatTimeout", reason: "must exceed 2 * ProbeTimeout")) {
+        #expect(
+            throws: ConfigError.invalid(
+                key: "HeartbeatTimeout", reason: "must exceed 2 * ProbeTimeout and be at most 3600000 ms")
+        ) {
             _ = try AgentConfig.load(arguments: ["--BindAddress", "127.0.0.1:1", "--HeartbeatTimeout", "500"])
         }
         #expect(
@@ -142,6 +145,27 @@ import Testing
                 source: "command line", line: 1, key: "Seeds", value: "", reason: "needs a value")
         ) {
             _ = try AgentConfig.load(arguments: ["--Seeds"])
+        }
+    }
+
+    /// Issue 32: huge values of these settings trapped on overflow (SIGILL) at start or later. Each must now be a
+    /// configuration error that names the setting, and the checks must not trap while checking.
+    @Test(arguments: [
+        "ProbeTimeout", "ProbeInterval", "GossipInterval", "ReconnectInterval", "HeartbeatTimeout", "SyncInterval",
+        "MembersMax",
+    ])
+    func hugeSettingsAreRefusedByName(_ key: String) {
+        for value in ["18446744073709551615", "9223372036854775807", "4611686018427387904"] {
+            do {
+                _ = try AgentConfig.load(arguments: ["--BindAddress", "127.0.0.1:1", "--\(key)", value])
+                Issue.record("\(key) = \(value) was accepted")
+            } catch {
+                switch error {
+                case .invalid(let named, _), .badValue(_, _, let named, _, _):
+                    #expect(named == key, "\(key) = \(value): \(error)")
+                default: Issue.record("\(key) = \(value): \(error)")
+                }
+            }
         }
     }
 

@@ -55,20 +55,36 @@ public struct MembershipConfig: Equatable, Sendable {
 
     public init() {}
 
-    /// Checks ranges; returns the name and reason of the first bad field.
+    /// The longest interval or timeout a setting may have: one hour. Every deadline is `now` plus a setting or a
+    /// small multiple of one, so no sum a node computes from its settings can overflow.
+    public static let intervalMax: UInt64 = 3_600_000
+    /// The most members a node may be told to track.
+    public static let membersMaxLimit = 1 << 20
+
+    /// Checks ranges (upper bounds first, so that no check computes with an unchecked value); returns the name
+    /// and reason of the first bad field.
     public func validate() -> (field: String, reason: String)? {
+        let hour = MembershipConfig.intervalMax
         if ringSize < 2 || ringSize > 16 { return ("RingSize", "must be 2...16") }
-        if gossipInterval < 10 { return ("GossipInterval", "must be at least 10 ms") }
-        if probeInterval < 50 { return ("ProbeInterval", "must be at least 50 ms") }
-        if probeTimeout < 10 || probeTimeout * 2 >= probeInterval * 4 {
+        if gossipInterval < 10 || gossipInterval > 60_000 { return ("GossipInterval", "must be 10...60000 ms") }
+        if probeInterval < 50 || probeInterval > 60_000 { return ("ProbeInterval", "must be 50...60000 ms") }
+        if probeTimeout < 10 || probeTimeout >= probeInterval * 2 {
             return ("ProbeTimeout", "must be at least 10 ms and below twice ProbeInterval")
         }
-        if heartbeatTimeout <= probeTimeout * 2 { return ("HeartbeatTimeout", "must exceed 2 * ProbeTimeout") }
+        if heartbeatTimeout > hour || heartbeatTimeout <= probeTimeout * 2 {
+            return ("HeartbeatTimeout", "must exceed 2 * ProbeTimeout and be at most \(hour) ms")
+        }
         if fanout < 1 || fanout > 16 { return ("Fanout", "must be 1...16") }
         if indirectChecks < 0 || indirectChecks > 8 { return ("IndirectChecks", "must be 0...8") }
         if suspicionMultiplier < 1 || suspicionMultiplier > 16 { return ("SuspicionMultiplier", "must be 1...16") }
-        if membersMax < 2 { return ("MembersMax", "must be at least 2") }
-        if reconnectInterval < 100 { return ("ReconnectInterval", "must be at least 100 ms") }
+        if retransmitMultiplier < 1 || retransmitMultiplier > 16 { return ("RetransmitMultiplier", "must be 1...16") }
+        if membersMax < 2 || membersMax > MembershipConfig.membersMaxLimit {
+            return ("MembersMax", "must be 2...\(MembershipConfig.membersMaxLimit)")
+        }
+        if syncInterval < 10 || syncInterval > hour { return ("SyncInterval", "must be 10...\(hour) ms") }
+        if reconnectInterval < 100 || reconnectInterval > hour {
+            return ("ReconnectInterval", "must be 100...\(hour) ms")
+        }
         return nil
     }
 

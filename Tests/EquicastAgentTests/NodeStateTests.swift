@@ -1,0 +1,52 @@
+import EquicastCore
+import EquicastPosix
+import Foundation
+import Testing
+
+@testable import EquicastAgent
+
+/// `node.state` is read at every start: a boot count no node could reach is a clear error naming the file,
+/// never an overflow trap (issue 32: `boots = 2^64-1` crashed the agent with SIGILL).
+@Suite struct NodeStateTests {
+    static func directory(_ name: String) -> String {
+        let path = NSTemporaryDirectory() + "equicast-state-\(name)-\(UUID().uuidString.prefix(8))"
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    @Test func advancesTheBootCount() throws {
+        let dir = NodeStateTests.directory("advance")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let first = try NodeState.loadAndAdvance(directory: dir)
+        let second = try NodeState.loadAndAdvance(directory: dir)
+        #expect(first.bootCount == 1 && second.bootCount == 2 && first.id == second.id)
+    }
+
+    @Test(arguments: ["18446744073709551615", "18446744073709551614", "4294967294", "4294967295"])
+    func refusesBootCountsPastTheLimit(boots: String) throws {
+        let dir = NodeStateTests.directory("boots")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let text = "id = 0123456789abcdef\nboots = \(boots)\n"
+        try Data(text.utf8).write(to: URL(fileURLWithPath: dir + "/node.state"))
+        do {
+            let state = try NodeState.loadAndAdvance(directory: dir)
+            Issue.record("boots = \(boots) was accepted as \(state.bootCount)")
+        } catch {
+            #expect(error.description.contains(dir + "/node.state"), "\(error)")
+            #expect(error.description.contains("boots = \(boots)"), "\(error)")
+        }
+        // The damaged file is left for the operator to look at.
+        #expect(try String(contentsOfFile: dir + "/node.state", encoding: .utf8) == text)
+    }
+
+    @Test func theLastBootBelowTheLimitStillStarts() throws {
+        let dir = NodeStateTests.directory("last")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data("id = 0123456789abcdef\nboots = 4294967293\n".utf8).write(
+            to: URL(fileURLWithPath: dir + "/node.state"))
+        let state = try NodeState.loadAndAdvance(directory: dir)
+        #expect(state.bootCount == NodeState.bootCountMax)
+        // Its incarnations and sequence numbers start below UInt64.max with 2^32 - 1 to spare.
+        #expect((state.bootCount << 32) >> 32 == state.bootCount)
+    }
+}
