@@ -4,6 +4,7 @@
 #include <spawn.h>
 #include <sys/wait.h>
 #include <net/if.h>
+#include <sys/file.h>
 
 /* glibc passes (argc, argv, envp) to functions in .init_array; capturing them here gives Embedded Swift,
    which has no CommandLine, the process arguments without a main() written in C. */
@@ -172,4 +173,23 @@ int equicast_child_exited(int pid, int *code) {
     else if (WIFSIGNALED(status)) *code = 128 + WTERMSIG(status);
     else *code = 255;
     return 1;
+}
+
+int equicast_lock_file(const char *path, long *holder) {
+    *holder = 0;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return -1;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char text[32] = {0};
+        ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+        if (n > 0) *holder = strtol(text, NULL, 10);
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    char text[32];
+    int n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)n, 0) != n) { int e = errno; close(fd); errno = e; return -1; }
+    return fd;
 }

@@ -44,6 +44,8 @@ enum ControlProtocol {
                 ("bytes_downloaded", "\(c.bytesDownloaded)"), ("bytes_served", "\(c.bytesServed)"),
                 ("manifests_accepted", "\(c.manifestsAccepted)"), ("manifests_refused", "\(c.manifestsRefused)"),
                 ("chunk_requests_failed", "\(c.chunkRequestsFailed)"),
+                ("connections_refused", "\(daemon.connectionsRefused)"),
+                ("connections_evicted", "\(daemon.connectionsEvicted)"),
             ]
             return lines.map { $0.0 + "\t" + $0.1 + "\n" }.joined()
         case "members":

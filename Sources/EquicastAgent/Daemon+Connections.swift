@@ -19,7 +19,12 @@ extension Daemon {
         }
         let socket: StreamSocket
         let kind: Kind
-        var framer = StreamFramer()
+        /// Accepted peer connections: the peer's address with port 0 (per-address budget).
+        let host: SocketAddress?
+        /// Accepted peer connections: true once a frame has opened with the fleet key. Until then the connection
+        /// holds a slot only until `deadline`, which reads do not move, and a newcomer may take its slot.
+        var authenticated = false
+        var framer: StreamFramer
         var inbound: [UInt8] = []
         var outbound: [UInt8] = []
         var written = 0
@@ -32,10 +37,21 @@ extension Daemon {
         /// The socket's receive low-water mark as last set (peer connections: what the frame in progress needs).
         var lowWater = 1
 
-        init(socket: StreamSocket, kind: Kind, deadline: UInt64) {
+        init(socket: StreamSocket, kind: Kind, deadline: UInt64, keyIDs: [UInt32], host: SocketAddress? = nil) {
             self.socket = socket
+            self.framer = StreamFramer(keyIDs: keyIDs)
             self.kind = kind
             self.deadline = deadline
+            self.host = host
+        }
+
+        var isAccepted: Bool {
+            if case .peer = kind { return true }
+            return false
+        }
+        var isControl: Bool {
+            if case .control = kind { return true }
+            return false
         }
 
         /// Appends bytes to send, dropping what was already written.
@@ -63,20 +79,71 @@ extension Daemon {
     /// times. (Linux grows the receive buffer to fit the mark, and wakes the reader early anyway when its
     /// receive window would otherwise close.)
     static let lowWaterMax = 32 << 10
-    static let connectionsMax = 64
+    /// Connections accepted from peers (and the operator tool) open at once. Connections this node opens are
+    /// bounded by its own requests (`ReleaseSettings`), control clients by `controlClientsMax`: a stranger filling
+    /// one budget leaves the others working.
+    static let acceptedMax = 64
+    /// Accepted connections from one address that have not yet authenticated.
+    static let unauthenticatedPerAddressMax = 8
+    /// An accepted connection must bring a frame that opens with the fleet key this soon; reads do not extend it.
+    static let authenticationTimeout: UInt64 = 3_000
+    static let controlClientsMax = 8
+    /// A control client must send its request line this soon.
+    static let controlTimeout: UInt64 = 5_000
+    /// Connections accepted per listener per wake-up, so a flood of connects cannot starve the loop.
+    static let acceptBurstMax = 64
 
+    /// Accepts what is waiting on `listener` (a bounded number per call, so the loop never spins on it). When a
+    /// budget is full, the newcomer takes the slot of the oldest connection that has not authenticated (for
+    /// control clients: the oldest), or is closed at once if every slot is held by an authenticated peer.
     func acceptAll(_ listener: Listener, control isControl: Bool, now: UInt64) {
-        while connections.count < Daemon.connectionsMax {
-            let accepted: StreamSocket?
+        for _ in 0..<Daemon.acceptBurstMax {
+            let accepted: (socket: StreamSocket, from: SocketAddress?)?
             do throws(PosixError) { accepted = try listener.accept() } catch {
                 log.log(.warning, "accept: \(error)")
                 return
             }
-            guard let socket = accepted else { return }
-            let kind: Connection.Kind = isControl ? .control : .peer(accepted: nextAcceptID)
+            guard let (socket, from) = accepted else { return }
+            if isControl {
+                if !makeRoom(control: true, host: nil, now: now) { continue }
+                connections[socket.fd] = Connection(
+                    socket: socket, kind: .control, deadline: now + Daemon.controlTimeout, keyIDs: [])
+                continue
+            }
+            let host = from?.with(port: 0)
+            if !makeRoom(control: false, host: host, now: now) {
+                connectionsRefused += 1
+                continue  // `socket` closes here
+            }
+            connections[socket.fd] = Connection(
+                socket: socket, kind: .peer(accepted: nextAcceptID), deadline: now + Daemon.authenticationTimeout,
+                keyIDs: keyIDs, host: host)
             nextAcceptID += 1
-            connections[socket.fd] = Connection(socket: socket, kind: kind, deadline: now + Daemon.connectionTimeout)
         }
+    }
+
+    /// Frees a slot for a new accepted connection when its budget (or its address's) is full; false when none can
+    /// be freed.
+    func makeRoom(control: Bool, host: SocketAddress?, now: UInt64) -> Bool {
+        var inBudget = 0
+        var fromHost = 0
+        var oldest: Connection?
+        var oldestFromHost: Connection?
+        for c in connections.values where control ? c.isControl : c.isAccepted {
+            inBudget += 1
+            if c.authenticated { continue }
+            if oldest.map({ c.deadline < $0.deadline }) ?? true { oldest = c }
+            if !control && c.host == host {
+                fromHost += 1
+                if oldestFromHost.map({ c.deadline < $0.deadline }) ?? true { oldestFromHost = c }
+            }
+        }
+        let full = inBudget >= (control ? Daemon.controlClientsMax : Daemon.acceptedMax)
+        guard let victim = fromHost >= Daemon.unauthenticatedPerAddressMax ? oldestFromHost : full ? oldest : nil
+        else { return !full }
+        if !control { connectionsEvicted += 1 }
+        closeConnection(victim.socket.fd, victim, now: now)
+        return true
     }
 
     func service(_ c: Connection, events: PollEvents, now: UInt64) {
@@ -143,8 +210,11 @@ extension Daemon {
                         if c.written == c.outbound.count { closeConnection(fd, c, now: now) }
                         return
                     }
+                    // Answered: the frame opened with the fleet key (one that does not is never answered).
+                    c.authenticated = true
                 }
-                c.deadline = now + Daemon.connectionTimeout
+                // Until a frame has authenticated, reads do not buy time.
+                if c.authenticated { c.deadline = now + Daemon.connectionTimeout }
             } catch {
                 log.log(.debug, "stream refused: \(error)")
                 closeConnection(fd, c, now: now)

@@ -70,7 +70,8 @@ extension Daemon {
             do throws(PosixError) {
                 let socket = try StreamSocket.connect(to: to, receiveBuffer: config.transferReceiveBuffer)
                 let c = Connection(
-                    socket: socket, kind: .outgoing(address: to), deadline: now + Daemon.connectionTimeout)
+                    socket: socket, kind: .outgoing(address: to), deadline: now + Daemon.connectionTimeout,
+                    keyIDs: keyIDs)
                 c.outbound = bytes
                 c.pending = [sid]
                 connections[socket.fd] = c

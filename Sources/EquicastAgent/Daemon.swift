@@ -15,8 +15,16 @@ public final class Daemon {
     let udp: UDPSocket
     let tcp: Listener
     let control: Listener
+    /// The fleet keys' ids: a stream whose first header names another key is closed before its body is read.
+    let keyIDs: [UInt32]
+    /// The state directory's lock, held (open) for the daemon's life.
+    let stateLock: Int32
     var connections: [Int32: Connection] = [:]
     var nextAcceptID: UInt64 = 1
+    /// Accepted connections closed at once because every slot was held by authenticated peers.
+    var connectionsRefused: UInt64 = 0
+    /// Unauthenticated accepted connections closed to make room for a newcomer.
+    var connectionsEvicted: UInt64 = 0
     /// Every stream read lands here first (one buffer, not one allocation per read).
     var readBuffer = [UInt8](repeating: 0, count: 65536)
     var poller = Poller()
@@ -40,6 +48,8 @@ public final class Daemon {
         let key: SymmetricKey
         let store: ReleaseStore
         do throws(PosixError) {
+            try FileSystem.makeDirectory(config.stateDirectory, mode: 0o700)
+            stateLock = try FileSystem.lockDirectory(config.stateDirectory)
             state = try NodeState.loadAndAdvance(directory: config.stateDirectory)
             key = try KeyFile.loadSymmetric(config.fleetKeyFile)
             udp = try UDPSocket(bindingTo: config.bindAddress)
@@ -59,6 +69,7 @@ public final class Daemon {
                         + "(no route to a seed, no interface up); set AdvertiseAddress"))
         }
         let keyring = try! FleetKeyring(primary: FleetKey(master: key))  // one key cannot clash with itself
+        keyIDs = keyring.keys.map { $0.keyID }
         node = Node(
             id: state.id, address: announced, bootCount: state.bootCount, keyring: keyring,
             encryptionEnabled: config.encryptionEnabled, config: config.membership, seeds: config.seeds,

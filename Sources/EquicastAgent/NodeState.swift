@@ -27,8 +27,8 @@ public struct NodeState: Equatable {
             guard parsed.bootCount < bootCountMax else {
                 throw .file(
                     path: path,
-                    operation: "use (boots = \(parsed.bootCount) is past the limit \(bootCountMax - 1); the file is "
-                        + "damaged: remove it and the node starts with a new id)", errno: 22)
+                    operation: "use (boots = \(parsed.bootCount) is past the limit 4294967293; the file is damaged: "
+                        + "remove it and the node starts with a new id)", errno: 22)
             }
             state = parsed
         } else {

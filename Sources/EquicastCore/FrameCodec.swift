@@ -155,12 +155,18 @@ public struct FrameOpener {
 /// so an oversized or garbage length is refused before any body is buffered.
 public struct StreamFramer {
     public let bodyLimit: Int
+    /// The key ids a frame may carry (the receiver's keyring); empty: any. A header naming another key ends the
+    /// stream before its body is buffered, so a stranger cannot hold a connection with a plausible header.
+    public let keyIDs: [UInt32]
     private var buffer: [UInt8] = []
     /// Where the bytes not yet returned as frames begin. Taking a frame moves it; the bytes before it are
     /// dropped at the next append, so a read that brought several frames moves the rest once, not per frame.
     private var start = 0
 
-    public init(bodyLimit: Int = FrameLimits.standard.streamBodyByteCountMax) { self.bodyLimit = bodyLimit }
+    public init(bodyLimit: Int = FrameLimits.standard.streamBodyByteCountMax, keyIDs: [UInt32] = []) {
+        self.bodyLimit = bodyLimit
+        self.keyIDs = keyIDs
+    }
 
     /// Bytes held that do not yet form a complete frame.
     public var bufferedByteCount: Int { buffer.count - start }
@@ -194,6 +200,7 @@ public struct StreamFramer {
     private func frameByteCount() throws(WireError) -> Int {
         var r = ByteReader(buffer, range: start..<start + Frame.headerByteCount)
         let header = try FrameHeader.decode(&r, bodyLimit: bodyLimit)
+        if !keyIDs.isEmpty && !keyIDs.contains(header.keyID) { throw .unknownKeyID(header.keyID) }
         return Frame.headerByteCount + Int(header.bodyLength)
     }
 

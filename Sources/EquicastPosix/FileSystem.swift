@@ -73,6 +73,19 @@ public enum FileSystem {
         }
     }
 
+    /// Locks `directory` for this process until it exits (`directory/lock`, holding the process id), so that two
+    /// agents never share a state directory; throws `locked` naming the holder's pid when another has it.
+    /// Returns the lock's descriptor, which the caller keeps open.
+    public static func lockDirectory(_ directory: String) throws(PosixError) -> Int32 {
+        let path = directory + "/lock"
+        var holder = 0
+        let fd = equicast_lock_file(path, &holder)
+        if fd >= 0 { return fd }
+        let code = equicast_errno()
+        if equicast_errno_is_would_block(code) != 0 { throw .locked(directory: directory, holder: holder) }
+        throw .file(path: path, operation: "lock", errno: code)
+    }
+
     /// Bytes free for an unprivileged writer on the file system that holds `path`.
     public static func freeBytes(_ path: String) throws(PosixError) -> UInt64 {
         var bytes: UInt64 = 0

@@ -20,6 +20,12 @@ public enum PosixError: Error, Equatable, CustomStringConvertible {
     case invalidAddress(String)
     /// Not enough free space to write a file safely.
     case noSpace(path: String, needed: UInt64, available: UInt64)
+    /// A control socket's path names a file that is not a socket (left untouched).
+    case notASocket(path: String)
+    /// A process already listens on a control socket's path.
+    case socketInUse(path: String)
+    /// Another process holds the lock on a state directory.
+    case locked(directory: String, holder: Int)
 
     public var description: String {
         switch self {
@@ -40,6 +46,15 @@ public enum PosixError: Error, Equatable, CustomStringConvertible {
             return "'\(text)' is not an IPv4 or IPv6 address with a port (e.g. 192.0.2.1:7946 or [::1]:7946)"
         case .noSpace(let path, let needed, let available):
             return "not enough space to write \(path): \(needed) bytes needed, \(available) available"
+        case .notASocket(let path):
+            return "\(path) exists and is not a socket; it was left as it is (choose another ControlSocket path "
+                + "or move the file away)"
+        case .socketInUse(let path):
+            return "another process is listening on \(path) (a second equicastd?); stop it or choose another "
+                + "ControlSocket path"
+        case .locked(let directory, let holder):
+            return "\(directory) is in use by another equicastd"
+                + (holder > 0 ? " (pid \(holder))" : "") + "; each agent needs a StateDirectory of its own"
         }
     }
 }

@@ -93,6 +93,7 @@ public final class StreamSocket {
 public final class Listener {
     public let fd: Int32
     public let path: String?
+    private let inode: UInt64
 
     /// TCP on `address` (SO_REUSEADDR, so a restarted agent can bind again at once).
     public init(tcp address: SocketAddress) throws(PosixError) {
@@ -109,27 +110,40 @@ public final class Listener {
         }
         self.fd = fd
         self.path = nil
+        self.inode = 0
     }
 
-    /// A Unix socket at `path`, mode 0600 (only the agent's user may talk to it).
+    /// A Unix socket at `path`, mode 0600 (only the agent's user may talk to it). A file already there is
+    /// replaced only when it is a socket nobody listens on (a previous run's); any other file is never touched.
     public init(unixPath: String) throws(PosixError) {
-        let fd = equicast_unix_listen(unixPath)
-        if fd < 0 { throw .file(path: unixPath, operation: "listen on control socket", errno: equicast_errno()) }
+        var inode: UInt64 = 0
+        let fd = equicast_unix_listen(unixPath, &inode)
+        if fd < 0 {
+            let code = equicast_errno()
+            if code == ENOTSOCK { throw .notASocket(path: unixPath) }
+            if code == EADDRINUSE { throw .socketInUse(path: unixPath) }
+            throw .file(path: unixPath, operation: "listen on control socket", errno: code)
+        }
         self.fd = fd
         self.path = unixPath
+        self.inode = inode
     }
 
     deinit {
         close(fd)
-        if let path { unlink(path) }
+        // Only the socket this listener made: never a file someone put there since.
+        if let path { equicast_unix_unlink(path, inode) }
     }
 
-    /// Accepts one pending connection, or nil when none is waiting.
-    public func accept() throws(PosixError) -> StreamSocket? {
+    /// Accepts one pending connection, or nil when none is waiting; with the peer's address (nil on a Unix
+    /// socket).
+    public func accept() throws(PosixError) -> (socket: StreamSocket, from: SocketAddress?)? {
         var from = equicast_endpoint()
         while true {
             let c = equicast_accept(fd, &from)
-            if c >= 0 { return StreamSocket(fd: c, connecting: false) }
+            if c >= 0 {
+                return (StreamSocket(fd: c, connecting: false), path == nil ? SocketAddress(endpoint: from) : nil)
+            }
             let code = equicast_errno()
             if code == EINTR || code == ECONNABORTED { continue }
             if equicast_errno_is_would_block(code) != 0 { return nil }

@@ -32,6 +32,19 @@ import Testing
         }
     }
 
+    /// A header naming a key the receiver does not hold ends the stream as soon as the header is in: a stranger
+    /// cannot hold a connection open with a plausible header and a large body length (issue 32, finding 2).
+    @Test func refusesAnUnknownKeyIDAtTheHeader() throws {
+        let frame = F.frame(payload: [UInt8](repeating: 1, count: 4000))
+        let keyID = UInt32(frame[4]) << 24 | UInt32(frame[5]) << 16 | UInt32(frame[6]) << 8 | UInt32(frame[7])
+        var other = StreamFramer(keyIDs: [keyID &+ 1])
+        other.append(Array(frame[0..<52]))
+        #expect(throws: WireError.unknownKeyID(keyID)) { try other.nextFrame() }
+        var own = StreamFramer(keyIDs: [keyID &+ 1, keyID])
+        own.append(frame)
+        #expect(try own.nextFrame() == frame)
+    }
+
     @Test func refusesGarbageHeader() {
         var framer = StreamFramer()
         framer.append([UInt8](repeating: 0x47, count: 60))  // "GGGG...": someone speaking HTTP at the port

@@ -217,19 +217,42 @@ static inline int equicast_unix_socket_address(const char *path, struct sockaddr
     strcpy(sun->sun_path, path);
     return 0;
 }
-/* A listening Unix socket at path (an old socket file is replaced), mode 0600. */
-static inline int equicast_unix_listen(const char *path) {
+/* A listening Unix socket at path, mode 0600; its inode in *inode (for equicast_unix_unlink). A file already at
+   path is replaced only when it is a socket nobody listens on: anything else fails with errno ENOTSOCK (not a
+   socket: never deleted) or EADDRINUSE (a process answers on it). */
+static inline int equicast_unix_listen(const char *path, unsigned long long *inode) {
     struct sockaddr_un sun;
     if (equicast_unix_socket_address(path, &sun) != 0) return -1;
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) { errno = ENOTSOCK; return -1; }
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe < 0) return -1;
+        int live = connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0;
+        close(probe);
+        if (live) { errno = EADDRINUSE; return -1; }
+        unlink(path);
+    }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
-    unlink(path);
     mode_t old = umask(0177);
     int r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
     umask(old);
-    if (r != 0 || chmod(path, 0600) != 0 || listen(fd, 16) != 0) { int e = errno; close(fd); errno = e; return -1; }
+    if (r != 0 || chmod(path, 0600) != 0 || listen(fd, 16) != 0 || lstat(path, &st) != 0) {
+        int e = errno; close(fd); errno = e; return -1;
+    }
+    *inode = (unsigned long long)st.st_ino;
     return fd;
 }
+/* Removes the socket at path if it is still the one equicast_unix_listen made (same inode). */
+static inline void equicast_unix_unlink(const char *path, unsigned long long inode) {
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) && (unsigned long long)st.st_ino == inode) unlink(path);
+}
+/* Takes an exclusive lock on the file at path (created 0600), held until the process exits, and writes the
+   process id into it. Returns the descriptor; -1 with errno EWOULDBLOCK when another process holds the lock
+   (its pid, as the file says, in *holder, 0 if unreadable), or -1 with errno for other failures. */
+int equicast_lock_file(const char *path, long *holder);
 /* A blocking connection to a Unix socket (for the operator tool). */
 static inline int equicast_unix_connect(const char *path) {
     struct sockaddr_un sun;

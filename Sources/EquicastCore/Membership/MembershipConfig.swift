@@ -57,9 +57,9 @@ public struct MembershipConfig: Equatable, Sendable {
 
     /// The longest interval or timeout a setting may have: one hour. Every deadline is `now` plus a setting or a
     /// small multiple of one, so no sum a node computes from its settings can overflow.
-    public static let intervalMax: UInt64 = 3_600_000
+    public static let intervalMax: UInt64 = 3_600_000  // the messages below spell it out
     /// The most members a node may be told to track.
-    public static let membersMaxLimit = 1 << 20
+    public static let membersMaxLimit = 1_048_576
 
     /// Checks ranges (upper bounds first, so that no check computes with an unchecked value); returns the name
     /// and reason of the first bad field.
@@ -72,18 +72,18 @@ public struct MembershipConfig: Equatable, Sendable {
             return ("ProbeTimeout", "must be at least 10 ms and below twice ProbeInterval")
         }
         if heartbeatTimeout > hour || heartbeatTimeout <= probeTimeout * 2 {
-            return ("HeartbeatTimeout", "must exceed 2 * ProbeTimeout and be at most \(hour) ms")
+            return ("HeartbeatTimeout", "must exceed 2 * ProbeTimeout and be at most 3600000 ms")
         }
         if fanout < 1 || fanout > 16 { return ("Fanout", "must be 1...16") }
         if indirectChecks < 0 || indirectChecks > 8 { return ("IndirectChecks", "must be 0...8") }
         if suspicionMultiplier < 1 || suspicionMultiplier > 16 { return ("SuspicionMultiplier", "must be 1...16") }
         if retransmitMultiplier < 1 || retransmitMultiplier > 16 { return ("RetransmitMultiplier", "must be 1...16") }
         if membersMax < 2 || membersMax > MembershipConfig.membersMaxLimit {
-            return ("MembersMax", "must be 2...\(MembershipConfig.membersMaxLimit)")
+            return ("MembersMax", "must be 2...1048576")
         }
-        if syncInterval < 10 || syncInterval > hour { return ("SyncInterval", "must be 10...\(hour) ms") }
+        if syncInterval < 10 || syncInterval > hour { return ("SyncInterval", "must be 10...3600000 ms") }
         if reconnectInterval < 100 || reconnectInterval > hour {
-            return ("ReconnectInterval", "must be 100...\(hour) ms")
+            return ("ReconnectInterval", "must be 100...3600000 ms")
         }
         return nil
     }
