@@ -216,7 +216,7 @@ extension Daemon {
                 // Until a frame has authenticated, reads do not buy time.
                 if c.authenticated { c.deadline = now + Daemon.connectionTimeout }
             } catch {
-                log.log(.debug, "stream refused: \(error)")
+                node.handleRefusedFrame(error, from: c.host ?? node.address)
                 closeConnection(fd, c, now: now)
             }
         case .outgoing:
@@ -236,7 +236,7 @@ extension Daemon {
                 c.deadline = now + (c.pending.isEmpty ? Daemon.idleTimeout : Daemon.connectionTimeout)
                 wakeWhenFrameCompletes(c)
             } catch {
-                log.log(.debug, "stream refused: \(error)")
+                node.handleRefusedFrame(error, from: c.host ?? node.address)
                 closeConnection(fd, c, now: now)
             }
         }

@@ -129,8 +129,8 @@ extension Daemon {
         case .integrityViolation(let peer, let address, let release, let chunk):
             log.log(
                 .warning,
-                "peer \(peer) at \(address) served chunk \(chunk) of release \(release.shortHex) that does "
-                    + "not match its id; it is no longer asked")
+                "peer \(peer) at \(address) answered for chunk \(chunk) of release \(release.shortHex) with bytes "
+                    + "that do not match its signed manifest; it is no longer asked")
         }
     }
 

@@ -115,7 +115,7 @@ extension Daemon {
                 snmp.send(
                     .integrityViolation(
                         peer: peer, address: address, release: release.bytes,
-                        reason: "chunk \(chunk) does not match its id"), now: now)
+                        reason: "wrong bytes for chunk \(chunk)"), now: now)
             case .releaseRefused(let error, let from):
                 // Only a failed verification is an integrity violation (not a release for another product).
                 switch error {

@@ -122,18 +122,35 @@ struct RolloutPush: ParsableCommand {
         commandName: "push",
         abstract: "Hand a release file to one node; the fleet carries it to every eligible device.")
     @Argument(help: "The .eqr release file.") var file: String
+    @Option(
+        help: ArgumentHelp(
+            "A release public key the devices trust (repeatable): the push is refused unless one of them signed it.",
+            valueName: "file"))
+    var pubkey: [String] = []
     @OptionGroup var fleet: FleetOptions
 
     func run() throws {
+        let trusted = try pubkey.map { try Ed25519.PublicKey(bytes: KeyFile.loadPublic($0, byteCount: 32)) }
         let bytes = try readWholeFile(file, what: "release file")
         let parts: (manifest: [UInt8], chunks: [[UInt8]])
+        let manifest: ReleaseManifest
         do {
+            // The whole file is checked before anything is sent: its signature (by the key it names, or by one
+            // of --pubkey), every chunk and the image. A damaged file pushed would leave the node holding a
+            // release it can never complete.
+            let keys =
+                trusted.isEmpty ? [try SignedManifest.signer(of: try ReleaseFile.split(bytes).manifest)] : trusted
+            manifest = try ReleaseFile.verify(bytes, trustedKeys: keys).manifest
             let split = try ReleaseFile.split(bytes)
             parts = (split.manifest, split.chunks.map { Array(bytes[$0]) })
         } catch {
-            throw ValidationError("\(file): \(error)")
+            let untrusted = if case ReleaseError.untrustedSigner = error { true } else { false }
+            print(
+                "REFUSED \(file): \(error). Nothing was sent; "
+                    + (untrusted ? "sign it with a release key the devices trust." : "build it again or copy it again.")
+            )
+            throw ExitCode(1)
         }
-        let manifest = try SignedManifest.inspect(parts.manifest)
         let client = try fleet.client()
         let answer = try client.exchange(TransferMessage(type: .push, payload: parts.manifest))
         if answer.pushResult == .refused {

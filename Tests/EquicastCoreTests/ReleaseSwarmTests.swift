@@ -36,13 +36,13 @@ import Testing
     /// What `equicast rollout push` does, as frames sealed by an operator identity: the manifest, then each chunk.
     /// Returns the decoded replies.
     @discardableResult
-    static func push(_ built: Built, to i: Int, in fleet: TestFleet) -> [TransferMessage] {
+    static func push(_ built: Built, to i: Int, in fleet: TestFleet, chunks: Int? = nil) -> [TransferMessage] {
         let sealer = FrameSealer(sender: NodeID(rawValue: 0xC11), keyring: TestFleet.keyring, encryptionEnabled: true)
         var opener = FrameOpener(keyring: TestFleet.keyring, requireEncryption: true, senderCapacity: 16)
         var sequence: UInt64 = 0
         var replies: [TransferMessage] = []
         var messages = [TransferMessage(type: .push, payload: built.manifest.bytes)]
-        for (k, c) in built.chunks.enumerated() {
+        for (k, c) in built.chunks.enumerated().prefix(chunks ?? built.chunks.count) {
             messages.append(
                 TransferMessage(type: .pushChunk, releaseID: built.manifest.releaseID, index: UInt16(k), payload: c))
         }

@@ -136,15 +136,35 @@ final class TestFleet {
         }
     }
 
-    /// A compromised node's answer to a chunk request: well sealed, wrong bytes.
+    /// How a rogue answers: a piece of wrong bytes, a chunk reply that carries bytes (no honest peer sends
+    /// one), or, to a manifest request, the bytes of another manifest (`rogueManifest`).
+    enum RogueAnswer { case wrongPiece, bytesInChunkReply, wrongManifest }
+    var rogueAnswer = RogueAnswer.wrongPiece
+    var rogueManifest: [UInt8] = []
+    /// Requests the rogues answered.
+    var rogueAnswers = 0
+
+    /// A compromised node's answer to a chunk (or manifest) request: well sealed, wrong bytes. nil: the rogue
+    /// answers this request honestly.
     func rogueReply(from j: Int, to request: [UInt8]) -> [UInt8]? {
         var opener = FrameOpener(keyring: TestFleet.keyring, requireEncryption: true, senderCapacity: 4)
         guard let frame = try? opener.open(request, transport: .stream), frame.header.messageClass == .data,
-            let m = try? TransferMessage.decode(frame.payload), m.type == .chunkRequest
+            let m = try? TransferMessage.decode(frame.payload)
         else { return nil }
-        let reply = TransferMessage(
-            type: .chunkPiece, releaseID: m.releaseID, index: m.index, piece: m.piece,
-            payload: [UInt8](repeating: 0x5a, count: 4096))
+        let reply: TransferMessage
+        switch (rogueAnswer, m.type) {
+        case (.wrongPiece, .chunkRequest):
+            reply = TransferMessage(
+                type: .chunkPiece, releaseID: m.releaseID, index: m.index, piece: m.piece,
+                payload: [UInt8](repeating: 0x5a, count: 4096))
+        case (.bytesInChunkReply, .chunkRequest):
+            reply = TransferMessage(
+                type: .chunkReply, releaseID: m.releaseID, index: m.index, payload: [UInt8](repeating: 0x5a, count: 64))
+        case (.wrongManifest, .manifestRequest):
+            reply = TransferMessage(type: .manifestReply, releaseID: m.releaseID, payload: rogueManifest)
+        default: return nil
+        }
+        rogueAnswers += 1
         rogueSequence += 1
         let sealer = FrameSealer(sender: nodes[j].id, keyring: TestFleet.keyring, encryptionEnabled: true)
         return sealer.seal(

@@ -136,7 +136,7 @@ import Testing
         var detections = 0
         for i in [0, 2, 3, 4] {  // node 0 too: it may fetch from the rogue before its own push arrives
             let lines = ReleaseFaultTests.log(cluster, i).split(separator: "\n").filter {
-                $0.contains("that does not match its id")
+                $0.contains("that do not match its signed manifest")
             }
             // The first refused chunk bans the rogue for this release: only requests already in flight to it
             // (ChunkRequestsPerPeer, 2) can bring more.
@@ -147,5 +147,36 @@ import Testing
         }
         #expect(detections > 0, "no node asked the rogue for a chunk")
         print("the rogue was caught \(detections) times by 4 honest nodes")
+    }
+
+    /// Issue 32, finding 8: a release file damaged after it was built (one chunk byte flipped) was pushed, the
+    /// node took the valid manifest and the fleet waited forever at 0 chunks; the CLI said so only at the bad
+    /// chunk. Now `rollout push` checks the whole file first and sends nothing.
+    @Test func aDamagedReleaseFileIsRefusedBeforeAnythingIsSent() throws {
+        let cluster = AgentCluster(name: "damaged")
+        let image = RolloutTests.randomImage(size: 1 << 20, seed: 41)
+        let file = try RolloutTests.makeRelease(in: cluster, image: image, version: 2)
+        try cluster.start(0, extra: RolloutTests.releaseFlags(cluster, 0))
+        try #require(cluster.waitFor(seconds: 10) { cluster.status(0) != nil } != nil)
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: file)))
+        bytes[bytes.count - 1000] ^= 0x01  // inside the last chunk
+        let damaged = cluster.directory + "/damaged.eqr"
+        try Data(bytes).write(to: URL(fileURLWithPath: damaged))
+        let (status, output) = try RolloutTests.run(["rollout", "push", damaged] + RolloutTests.agentFlags(cluster, 0))
+        #expect(status == 1, "\(output)")
+        #expect(output.contains("REFUSED \(damaged)") && output.contains("Nothing was sent"), "\(output)")
+        #expect(cluster.status(0)?["manifests_accepted"] == "0")
+        #expect(cluster.status(0)?["packets_in"] == "0", "the CLI sent something")
+        // A file signed by a key the operator did not name is refused too, before anything is sent.
+        let other = cluster.directory + "/other.pub"
+        try Data((String(repeating: "ab", count: 32) + "\n").utf8).write(to: URL(fileURLWithPath: other))
+        let (status2, output2) = try RolloutTests.run(
+            ["rollout", "push", file, "--pubkey", other] + RolloutTests.agentFlags(cluster, 0))
+        #expect(status2 == 1 && output2.contains("sign it with a release key the devices trust"), "\(output2)")
+        // The intact file goes through.
+        let (status3, output3) = try RolloutTests.run(
+            ["rollout", "push", file, "--pubkey", cluster.directory + "/release.pub"]
+                + RolloutTests.agentFlags(cluster, 0))
+        #expect(status3 == 0, "\(output3)")
     }
 }

@@ -216,14 +216,20 @@ public final class Node {
         do throws(WireError) {
             return try opener.open(bytes, transport: transport)
         } catch {
-            switch error {
-            case .unknownKeyID, .authenticationFailed, .encryptionRequired: context.counters.authenticationFailures += 1
-            case .replayed, .staleSequence: context.counters.replaysRejected += 1
-            default: context.counters.decodeErrors += 1
-            }
-            context.events.append(.refused(error, from: from))
+            handleRefusedFrame(error, from: from)
             return nil
         }
+    }
+
+    /// A frame the driver refused before handing it over (a stream header naming a key this node does not
+    /// hold, a body over the limit): counted like one the node refused itself.
+    public func handleRefusedFrame(_ error: WireError, from: SocketAddress) {
+        switch error {
+        case .unknownKeyID, .authenticationFailed, .encryptionRequired: context.counters.authenticationFailures += 1
+        case .replayed, .staleSequence: context.counters.replaysRejected += 1
+        default: context.counters.decodeErrors += 1
+        }
+        context.events.append(.refused(error, from: from))
     }
 
     func decodeMessage(_ frame: OpenedFrame, transport: FrameTransport, from: SocketAddress) -> (NodeID, Message)? {

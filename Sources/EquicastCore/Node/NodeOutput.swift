@@ -41,7 +41,8 @@ public enum NodeEvent: Equatable, Sendable {
     case releaseDownloaded(Digest256)
     /// A download stopped by a storage failure (`chunkStoreFailed`) starts again.
     case releaseResumed(Digest256)
-    /// A peer served a chunk that does not match its id (it is no longer asked for this release).
+    /// A peer answered a request for `chunk` with bytes that do not match the signed manifest, in any form (it
+    /// is no longer asked for this release).
     case integrityViolation(peer: NodeID, address: SocketAddress, release: Digest256, chunk: Int)
     /// A frame or message was refused (counted; the driver may log it at debug level).
     case refused(WireError, from: SocketAddress)

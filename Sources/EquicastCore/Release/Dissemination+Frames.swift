@@ -13,7 +13,7 @@ extension Dissemination {
         } catch {
             ctx.counters.decodeErrors += 1
             ctx.events.append(.refused(error, from: from))
-            if case .outgoing(let sid)? = stream { requestFailed(sid, now: now, members: &members, ctx: &ctx) }
+            if case .outgoing(let sid)? = stream { answeredWrongly(sid, now: now, members: &members, ctx: &ctx) }
             return
         }
         switch (m.type, stream) {
@@ -32,6 +32,7 @@ extension Dissemination {
             if let error = acceptManifest(
                 m.payload, announced: f.advert, pushed: false, source: f.peer, now: now, members: &members, ctx: &ctx)
             {
+                if !rejectedReleases.contains(f.advert.releaseID) { avoid(f.peer) }
                 ctx.events.append(.releaseRefused(error, from: from))
                 if updateState == .announced { updateState = installedVersion > 0 ? .committed : .idle }
             }
@@ -42,7 +43,8 @@ extension Dissemination {
         case (.push, .accepted(let c)):
             var reply = TransferMessage(type: .pushReply)
             if let error = acceptManifest(
-                m.payload, announced: nil, pushed: true, source: nil, now: now, members: &members, ctx: &ctx)
+                m.payload, announced: nil, pushed: true, withhold: true, source: nil, now: now, members: &members,
+                ctx: &ctx)
             {
                 ctx.events.append(.releaseRefused(error, from: from))
                 reply.pushResult = .refused
@@ -65,7 +67,7 @@ extension Dissemination {
             ctx.reply(reply, connection: c, to: sender)
         default:
             ctx.counters.decodeErrors += 1
-            if case .outgoing(let sid)? = stream { requestFailed(sid, now: now, members: &members, ctx: &ctx) }
+            if case .outgoing(let sid)? = stream { answeredWrongly(sid, now: now, members: &members, ctx: &ctx) }
         }
     }
 
@@ -112,14 +114,12 @@ extension Dissemination {
     mutating func chunkReplyArrived(
         _ m: TransferMessage, stream sid: UInt64, now: UInt64, members: inout Membership, ctx: inout NodeContext
     ) {
-        guard let f = takeChunkFetch(sid) else { return }
-        guard transfer != nil else { return }
-        transfer!.fetchEnded(f.index, from: f.peer, stream: sid)
-        guard m.releaseID == transfer!.id, m.payload.isEmpty else {
-            ctx.counters.decodeErrors += 1
-            ctx.counters.chunkRequestsFailed += 1
+        guard m.releaseID == transfer?.id, m.payload.isEmpty else {
+            answeredWrongly(sid, now: now, members: &members, ctx: &ctx)
             return
         }
+        guard let f = takeChunkFetch(sid) else { return }
+        transfer!.fetchEnded(f.index, from: f.peer, stream: sid)
         transfer!.peerLacks(f.index, peer: f.peer)
         schedulePulls(now: now, members: &members, ctx: &ctx)
     }

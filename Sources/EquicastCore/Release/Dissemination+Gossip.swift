@@ -10,7 +10,7 @@ extension Dissemination {
             return
         }
         guard a.productTag == productTag, !settings.trustedKeys.isEmpty else { return }
-        if rejectedReleases.contains(a.releaseID) { return }
+        if rejectedReleases.contains(a.releaseID) || avoidedSources.contains(sender) { return }
         if let t = transfer, t.installable, t.version >= a.version {
             // The sender spreads an older release: it is behind. Tell it at once, and advertise sooner.
             trickle.hearInconsistent(now: now, rng: &ctx.rng)
@@ -69,7 +69,7 @@ extension Dissemination {
         to member: NodeID, address: SocketAddress, members: inout Membership, ctx: inout NodeContext
     ) {
         var items: [GossipItem] = []
-        if let t = transfer { items.append(.release(t.advert)) }
+        if let t = transfer, !t.withheld { items.append(.release(t.advert)) }
         items.append(.status(ownStatus))
         ctx.counters.advertisementsSent += 1
         members.send(

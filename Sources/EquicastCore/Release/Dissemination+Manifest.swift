@@ -5,13 +5,20 @@ import EquicastCrypto
 extension Dissemination {
     /// Verifies a manifest (signature by a trusted key, then for a fetched one: the announced id, the product
     /// and the version) and, when it is newer than what this node holds, makes it the held release. A pushed
-    /// release is held even when this node cannot install it (it spreads it to those that can). Returns why a
-    /// manifest was refused.
+    /// release is held even when this node cannot install it (it spreads it to those that can). `withhold` (an
+    /// operator's push): the release is announced only once every chunk is here. Returns why a manifest was
+    /// refused.
     @inline(never)
     mutating func acceptManifest(
-        _ bytes: [UInt8], announced: ReleaseAdvert?, pushed: Bool, source: NodeID?, now: UInt64,
-        members: inout Membership, ctx: inout NodeContext
+        _ bytes: [UInt8], announced: ReleaseAdvert?, pushed: Bool, withhold: Bool = false, source: NodeID?,
+        now: UInt64, members: inout Membership, ctx: inout NodeContext
     ) -> ReleaseError? {
+        // Not the manifest announced: the peer that served it lied, not the release (another holder serves the
+        // same bytes, since the id is their hash). The release stays fetchable; the caller avoids the peer.
+        if let a = announced, Digest256(hashing: bytes) != a.releaseID {
+            ctx.counters.manifestsRefused += 1
+            return .invalidField(field: "release id", reason: "the manifest is not the one announced")
+        }
         let signed: SignedManifest
         do throws(ReleaseError) {
             signed = try SignedManifest.open(bytes, trustedKeys: settings.trustedKeys)
@@ -19,11 +26,6 @@ extension Dissemination {
             ctx.counters.manifestsRefused += 1
             if let a = announced { reject(a.releaseID) }
             return error
-        }
-        if let a = announced, signed.releaseID != a.releaseID {
-            ctx.counters.manifestsRefused += 1
-            reject(a.releaseID)
-            return .invalidField(field: "release id", reason: "the manifest is not the one announced")
         }
         if let t = transfer, t.id == signed.releaseID { return nil }
         var installable = !rejectedReleases.contains(signed.releaseID)
@@ -48,19 +50,34 @@ extension Dissemination {
         ctx.counters.manifestsAccepted += 1
         chunkFetches = []
         storageRetryAt = 0
-        let t = ReleaseTransfer(signed: signed, installable: installable, source: source)
+        let t = ReleaseTransfer(signed: signed, installable: installable, source: source, withheld: withhold)
         transfer = t
         publishedStep = -1
         ctx.storage.append(.openRelease(signed))
         ctx.events.append(.releaseAccepted(t.advert, installable: installable))
-        members.enqueueNews(.release(t.advert), now: now, timers: &ctx.timers)
-        trickle.hearInconsistent(now: now, rng: &ctx.rng)
         if installable {
             updateState = .downloading
             publishStatus(now: now, members: &members, ctx: &ctx)
         }
-        announceNow(skipping: source, members: &members, ctx: &ctx)
+        if !withhold { announceRelease(skipping: source, now: now, members: &members, ctx: &ctx) }
         return nil
+    }
+
+    /// Spreads the news of the held release: gossip, Trickle from its minimum, and the neighbourhood at once.
+    mutating func announceRelease(
+        skipping source: NodeID?, now: UInt64, members: inout Membership, ctx: inout NodeContext
+    ) {
+        guard let t = transfer else { return }
+        members.enqueueNews(.release(t.advert), now: now, timers: &ctx.timers)
+        trickle.hearInconsistent(now: now, rng: &ctx.rng)
+        announceNow(skipping: source, members: &members, ctx: &ctx)
+    }
+
+    /// A withheld (pushed) release that is now complete is announced, and its neighbourhood asked what it holds.
+    mutating func publishIfComplete(now: UInt64, members: inout Membership, ctx: inout NodeContext) {
+        guard transfer != nil, transfer!.withheld, transfer!.have.isComplete else { return }
+        transfer!.publish()
+        announceRelease(skipping: nil, now: now, members: &members, ctx: &ctx)
     }
 
     /// Restores the release this node held before a restart, from the manifest the driver kept (see
@@ -89,6 +106,7 @@ extension Dissemination {
         else { return }
         let source = transfer!.source
         transfer!.open(present: present)
+        publishIfComplete(now: now, members: &members, ctx: &ctx)
         // Ask the neighbourhood what it holds: ring neighbours, this round's fanout, and whoever announced it.
         var targets = releaseNeighbourhood(&members)
         if let s = source, !targets.contains(s) { targets.append(s) }
@@ -134,6 +152,7 @@ extension Dissemination {
         for w in waiting {
             sendPieces(of: bytes, index: index, from: w.next, connection: w.connection, to: w.requester, ctx: &ctx)
         }
+        publishIfComplete(now: now, members: &members, ctx: &ctx)
         downloadProgressed(now: now, members: &members, ctx: &ctx)
     }
 

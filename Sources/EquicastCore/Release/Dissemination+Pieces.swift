@@ -88,6 +88,22 @@ extension Dissemination {
         }
     }
 
+    /// A peer answered a chunk request with bytes no honest peer sends, in any form: a piece that does not match
+    /// its hash, a piece out of step or of another release, a chunk reply that carries bytes, a message that does
+    /// not decode or does not answer the request. It is never asked again for this release, the driver is told
+    /// (an integrity violation), and the request's slot goes to another peer at once.
+    @inline(never)
+    mutating func answeredWrongly(_ sid: UInt64, now: UInt64, members: inout Membership, ctx: inout NodeContext) {
+        if let fk = chunkFetchIndex(sid), transfer != nil {
+            let f = chunkFetches[fk]
+            ctx.counters.badChunks += 1
+            transfer!.ban(f.peer)
+            ctx.events.append(
+                .integrityViolation(peer: f.peer, address: f.address, release: transfer!.id, chunk: f.index))
+        }
+        requestFailed(sid, now: now, members: &members, ctx: &ctx)
+    }
+
     /// Whether a chunk request this node opened (stream `sid`) still expects pieces.
     func awaitsMoreFrames(stream sid: UInt64) -> Bool { chunkFetches.contains { $0.stream == sid } }
 
@@ -117,16 +133,11 @@ extension Dissemination {
             piece < transfer!.pieceCount(index), index == f.index || piece == 0
         else {
             ctx.counters.decodeErrors += 1
-            ctx.events.append(.refused(.invalidValue(field: "chunk piece", value: UInt64(piece)), from: from))
-            requestFailed(sid, now: now, members: &members, ctx: &ctx)
+            answeredWrongly(sid, now: now, members: &members, ctx: &ctx)
             return
         }
         guard transfer!.pieceMatches(m.payload, index: index, piece: piece) else {
-            ctx.counters.badChunks += 1
-            transfer!.ban(f.peer)
-            ctx.events.append(
-                .integrityViolation(peer: f.peer, address: f.address, release: transfer!.id, chunk: index))
-            requestFailed(sid, now: now, members: &members, ctx: &ctx)
+            answeredWrongly(sid, now: now, members: &members, ctx: &ctx)
             return
         }
         if index != f.index {

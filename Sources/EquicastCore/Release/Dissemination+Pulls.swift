@@ -64,7 +64,9 @@ extension Dissemination {
         to peer: NodeID, address: SocketAddress? = nil, wantsReply: Bool, members: inout Membership,
         ctx: inout NodeContext
     ) {
-        guard transfer != nil, peer != id, let a = address ?? members.member(peer)?.address else { return }
+        // A withheld release is nobody's business yet (no peer holds it).
+        guard transfer != nil, !transfer!.withheld, peer != id, let a = address ?? members.member(peer)?.address
+        else { return }
         transfer!.markTold(peer)
         let message = TransferMessage(
             type: .haves, releaseID: transfer!.id, haves: transfer!.offered, wantsReply: wantsReply)

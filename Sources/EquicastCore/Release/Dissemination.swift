@@ -18,6 +18,8 @@ struct Dissemination {
     var transfer: ReleaseTransfer?
     /// Releases refused or failed here: never fetched again.
     var rejectedReleases: [Digest256]
+    /// Peers that served a manifest other than the one they announced; their announcements are ignored.
+    var avoidedSources: [NodeID] = []
     var manifestFetch: ManifestFetch? {
         didSet { requestTimerStale = true }
     }
@@ -102,6 +104,14 @@ struct Dissemination {
         let st = ownStatus
         members.setStatus(st)
         members.enqueueNews(.status(st), now: now, timers: &ctx.timers)
+    }
+
+    /// A peer that served a manifest other than the one it announced: its announcements are ignored from now
+    /// on (the last `rejectedReleasesMax` such peers).
+    mutating func avoid(_ peer: NodeID) {
+        if avoidedSources.contains(peer) { return }
+        if avoidedSources.count >= ReleaseSettings.rejectedReleasesMax { avoidedSources.removeFirst() }
+        avoidedSources.append(peer)
     }
 
     mutating func reject(_ release: Digest256) {

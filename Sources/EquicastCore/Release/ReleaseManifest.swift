@@ -279,6 +279,14 @@ public struct SignedManifest: Equatable, Sendable {
         return SignedManifest(bytes: bytes, manifest: manifest, signer: signer)
     }
 
+    /// The public key a manifest names as its signer (not verified: `open` does that).
+    public static func signer(of bytes: [UInt8]) throws(ReleaseError) -> Ed25519.PublicKey {
+        try checkFraming(bytes)
+        let signatureStart = bytes.count - Ed25519.signatureByteCount
+        return try! Ed25519.PublicKey(
+            bytes: Array(bytes[(signatureStart - Ed25519.publicKeyByteCount)..<signatureStart]))
+    }
+
     /// Magic, format and declared length against the bytes received.
     static func checkFraming(_ bytes: [UInt8]) throws(ReleaseError) {
         let minimum = ReleaseManifest.headerByteCount + ReleaseManifest.trailerByteCount

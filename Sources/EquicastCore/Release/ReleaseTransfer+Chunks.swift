@@ -47,6 +47,9 @@ extension ReleaseTransfer {
 
     /// The operator's hand-over makes this node the first source (see `seeding`), until it has served every
     /// chunk once.
+    /// The withheld release may now be announced.
+    mutating func publish() { withheld = false }
+
     mutating func startSeeding() {
         if !served.isComplete { seeding = true }
     }

@@ -101,8 +101,13 @@ struct ReleaseTransfer {
     /// Peers whose bitfields are kept; beyond it the least recently heard is forgotten.
     static let peersMax = 32
 
-    init(signed: SignedManifest, installable: Bool, source: NodeID? = nil) {
+    /// A release an operator pushed is kept to itself until every chunk is here (`publish`): announced earlier,
+    /// the fleet would drop what it had staged for a release that a broken push may never complete.
+    var withheld = false
+
+    init(signed: SignedManifest, installable: Bool, source: NodeID? = nil, withheld: Bool = false) {
         self.signed = signed
+        self.withheld = withheld
         self.source = source
         self.advert = ReleaseAdvert(signed)
         self.installable = installable
