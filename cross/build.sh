@@ -108,7 +108,7 @@ build_arch() {
   echo "== $arch${snmp:+ with SNMP}: linking"
   local link_target=$clang_target
   "$clang" --target="$link_target" ${sysroot:+--sysroot="$sysroot"} -fuse-ld=lld -pie $extra_cflags \
-    -Wl,--gc-sections "$out"/*.o "$embedded_lib/$swift_target/libswiftUnicodeDataTables.a" \
+    -Wl,--gc-sections -Wl,--icf=all "$out"/*.o "$embedded_lib/$swift_target/libswiftUnicodeDataTables.a" \
     -L "$sysroot/usr/lib/$multiarch" -L "$sysroot/lib/$multiarch" "${libs[@]}" -o "$out/equicastd.debug"
   "$objcopy" --strip-all "$out/equicastd.debug" "$out/equicastd"
   local size
