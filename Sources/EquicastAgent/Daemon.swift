@@ -45,12 +45,13 @@ public final class Daemon {
         let now = MonotonicClock.milliseconds()
         startedAt = now
         let state: NodeState
+        let identity: NodeIdentity
         let key: SymmetricKey
         let store: ReleaseStore
         do throws(PosixError) {
             try FileSystem.makeDirectory(config.stateDirectory, mode: 0o700)
             stateLock = try FileSystem.lockDirectory(config.stateDirectory)
-            state = try NodeState.loadAndAdvance(directory: config.stateDirectory)
+            (state, identity) = try NodeState.loadAndAdvance(directory: config.stateDirectory)
             key = try KeyFile.loadSymmetric(config.fleetKeyFile)
             udp = try UDPSocket(bindingTo: config.bindAddress)
             tcp = try Listener(tcp: udp.localAddress)
@@ -71,7 +72,7 @@ public final class Daemon {
         let keyring = try! FleetKeyring(primary: FleetKey(master: key))  // one key cannot clash with itself
         keyIDs = keyring.keys.map { $0.keyID }
         node = Node(
-            id: state.id, address: announced, bootCount: state.bootCount, keyring: keyring,
+            identity: identity, address: announced, bootCount: state.bootCount, keyring: keyring,
             encryptionEnabled: config.encryptionEnabled, config: config.membership, seeds: config.seeds,
             randomSeed: secureRandomBytes(32), now: now, release: releaseSettings)
         log.log(

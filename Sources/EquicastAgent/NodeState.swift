@@ -2,23 +2,40 @@ import EquicastCore
 import EquicastCrypto
 import EquicastPosix
 
-/// The node's identity on disk: `StateDirectory/node.state`, written atomically. The id is drawn once; the boot
-/// count rises at every start, which gives a restarted node a higher incarnation and frame sequence base.
+/// The node's identity on disk: its Ed25519 key pair (`StateDirectory/node.key`, the 32-byte seed, mode 0600,
+/// made at first start) and `StateDirectory/node.state` (the id that follows from the key, for people to read,
+/// and the boot count), both written atomically. The boot count rises at every start, which gives a restarted
+/// node a higher incarnation and frame sequence base.
 public struct NodeState: Equatable {
     public var id: NodeID
     public var bootCount: UInt64
 
     public static let fileName = "node.state"
+    public static let keyFileName = "node.key"
     /// The most starts a node can count: the boot count is the high 32 bits of its incarnations and frame
     /// sequence numbers (a device restarting every second reaches it after 136 years).
     public static let bootCountMax: UInt64 = 0xFFFF_FFFE
 
-    /// Loads the state (or creates it on first start), increments the boot count and writes it back before the
-    /// node says anything on the network.
-    public static func loadAndAdvance(directory: String) throws(PosixError) -> NodeState {
+    /// Loads the node's key (or makes one on first start) and its state, increments the boot count and writes
+    /// it back before the node says anything on the network. A state directory from a version without node
+    /// keys gets a key now; the node then has a new id (its old one could not be proven).
+    public static func loadAndAdvance(directory: String) throws(PosixError) -> (NodeState, NodeIdentity) {
         try FileSystem.makeDirectory(directory, mode: 0o700)
+        let keyPath = directory + "/" + keyFileName
+        let signingKey: Ed25519.SigningKey
+        if FileSystem.exists(keyPath) {
+            var seed = try KeyFile.loadSecret(keyPath, byteCount: Ed25519.seedByteCount)
+            defer { wipe(&seed) }
+            signingKey = try! Ed25519.SigningKey(seed: seed)  // loadSecret returned exactly seedByteCount bytes
+        } else {
+            signingKey = Ed25519.SigningKey.generate()
+            var seed = signingKey.exportSeed()
+            defer { wipe(&seed) }
+            try KeyFile.store(seed, to: keyPath, secret: true)
+        }
+        let identity = NodeIdentity(signingKey: signingKey)
         let path = directory + "/" + fileName
-        var state: NodeState
+        var state = NodeState(id: identity.id, bootCount: 0)
         if FileSystem.exists(path) {
             let text = String(decoding: try FileSystem.readFile(path, limit: 4096), as: UTF8.self)
             guard let parsed = NodeState(text: text) else {
@@ -30,17 +47,11 @@ public struct NodeState: Equatable {
                     operation: "use (boots = \(parsed.bootCount) is past the limit 4294967293; the file is damaged: "
                         + "remove it and the node starts with a new id)", errno: 22)
             }
-            state = parsed
-        } else {
-            var idBytes = secureRandomBytes(8)
-            var raw: UInt64 = 0
-            for b in idBytes { raw = raw << 8 | UInt64(b) }
-            wipe(&idBytes)
-            state = NodeState(id: NodeID(rawValue: raw), bootCount: 0)
+            state.bootCount = parsed.bootCount
         }
         state.bootCount += 1
         try FileSystem.writeFileAtomically(path, Array(state.text.utf8), mode: 0o600)
-        return state
+        return (state, identity)
     }
 
     public init(id: NodeID, bootCount: UInt64) {

@@ -80,8 +80,13 @@ public struct FrameOpener {
         self.streamReplay = ReplayTable(capacity: senderCapacity)
     }
 
-    /// Decodes and authenticates one whole frame.
-    public mutating func open(_ bytes: [UInt8], transport: FrameTransport) throws(WireError) -> OpenedFrame {
+    /// Decodes and authenticates one whole frame. `epochLimit`: the highest boot epoch (a sequence number's high
+    /// 32 bits) the sender is known to have reached; a frame numbered in a later epoch is accepted but does not
+    /// move the sender's replay window, so a fleet-key holder cannot push another node's window past anything
+    /// that node will send (nil: the sender is not known, and no window is made for it).
+    public mutating func open(
+        _ bytes: [UInt8], transport: FrameTransport, epochLimit: UInt64? = .max
+    ) throws(WireError) -> OpenedFrame {
         let bodyLimit =
             transport == .datagram ? limits.datagramBodyByteCountMax : limits.streamBodyByteCountMax
         if bytes.count > Frame.headerByteCount + bodyLimit {
@@ -135,6 +140,9 @@ public struct FrameOpener {
             }
             if !ok { throw .authenticationFailed(sender: header.sender) }
             payload = Array(bytes[Frame.headerByteCount..<macStart])
+        }
+        guard let limit = epochLimit, header.sequence >> 32 <= limit else {
+            return OpenedFrame(header: header, payload: payload)
         }
         if transport == .datagram {
             replay.record(sender: header.sender, sequence: header.sequence)

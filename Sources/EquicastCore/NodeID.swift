@@ -1,4 +1,5 @@
-/// A node's identity on the overlay: 64 random bits drawn once and persisted in the state directory. Ids also
+/// A node's identity on the overlay: 64 bits that follow from its public key (`SignatureScheme.nodeID(of:)`), so
+/// only the holder of the key can speak for the id. Ids also
 /// place nodes on the ring used for ring neighbours, so they are compared as unsigned integers.
 public struct NodeID: Hashable, Comparable, Sendable, CustomStringConvertible {
     public let rawValue: UInt64

@@ -351,7 +351,8 @@ public final class Simulator {
         slots[s].timerAt = .max
         let seeds = s == 0 && slots[0].bootCount == 1 ? [] : [Simulator.address(s == 0 ? 1 : 0)]
         let node = Node(
-            id: slots[s].id, address: Simulator.address(s), bootCount: slots[s].bootCount, keyring: keyring,
+            identity: NodeIdentity(simulated: slots[s].id), address: Simulator.address(s),
+            bootCount: slots[s].bootCount, keyring: keyring,
             encryptionEnabled: options.encryptionEnabled, config: options.membership, seeds: seeds,
             randomSeed: rng.bytes(32), now: nodeClock(s), directory: directory,
             release: rollout?.settings ?? ReleaseSettings())

@@ -17,9 +17,13 @@ import Testing
     @Test func advancesTheBootCount() throws {
         let dir = NodeStateTests.directory("advance")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let first = try NodeState.loadAndAdvance(directory: dir)
-        let second = try NodeState.loadAndAdvance(directory: dir)
+        let (first, identity) = try NodeState.loadAndAdvance(directory: dir)
+        let (second, again) = try NodeState.loadAndAdvance(directory: dir)
         #expect(first.bootCount == 1 && second.bootCount == 2 && first.id == second.id)
+        // The id follows from the key made at the first start, kept 0600 beside the state.
+        #expect(identity.id == first.id && again.publicKey == identity.publicKey)
+        #expect(identity.id == SignatureScheme.ed25519.nodeID(of: identity.publicKey))
+        #expect(try FileSystem.permissions(dir + "/node.key") == 0o600)
     }
 
     @Test(arguments: ["18446744073709551615", "18446744073709551614", "4294967294", "4294967295"])
@@ -29,7 +33,7 @@ import Testing
         let text = "id = 0123456789abcdef\nboots = \(boots)\n"
         try Data(text.utf8).write(to: URL(fileURLWithPath: dir + "/node.state"))
         do {
-            let state = try NodeState.loadAndAdvance(directory: dir)
+            let (state, _) = try NodeState.loadAndAdvance(directory: dir)
             Issue.record("boots = \(boots) was accepted as \(state.bootCount)")
         } catch {
             #expect(error.description.contains(dir + "/node.state"), "\(error)")
@@ -44,7 +48,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Data("id = 0123456789abcdef\nboots = 4294967293\n".utf8).write(
             to: URL(fileURLWithPath: dir + "/node.state"))
-        let state = try NodeState.loadAndAdvance(directory: dir)
+        let (state, _) = try NodeState.loadAndAdvance(directory: dir)
         #expect(state.bootCount == NodeState.bootCountMax)
         // Its incarnations and sequence numbers start below UInt64.max with 2^32 - 1 to spare.
         #expect((state.bootCount << 32) >> 32 == state.bootCount)

@@ -6,6 +6,105 @@ import Testing
 @Suite struct HostilePeerTests {
     typealias R = ReleaseSwarmTests
 
+    /// A device that holds the fleet key and says what it likes: well-sealed frames under any sender id.
+    struct Adversary {
+        var sequence: UInt64 = 1
+        let address = SocketAddress(ipv4: 10, 9, 9, 9, port: 7946)
+
+        mutating func frame(_ message: Message, sender: NodeID, sequence: UInt64? = nil) -> [UInt8] {
+            self.sequence += 1
+            let sealer = FrameSealer(sender: sender, keyring: TestFleet.keyring, encryptionEnabled: true)
+            return sealer.seal(
+                message.encode(), messageClass: .control, sequence: sequence ?? self.sequence,
+                nonce: [UInt8](repeating: UInt8(self.sequence & 0xff), count: 24))
+        }
+
+        /// One gossip datagram carrying `items`, claimed to come from `sender`, delivered to node `i`.
+        mutating func gossip(
+            _ items: [GossipItem], to i: Int, in fleet: TestFleet, sender: NodeID = NodeID(rawValue: 0xBAD),
+            sequence: UInt64? = nil
+        ) {
+            let bytes = frame(Message(type: .gossip, digest: 0, items: items), sender: sender, sequence: sequence)
+            fleet.nodes[i].handleDatagram(bytes, from: address, now: fleet.now)
+        }
+    }
+
+    /// Finding 1: "node X suspect at incarnation 2^64-1", sent to any node, crashed X within seconds
+    /// (arithmetic overflow in its refutation) and again at every restart. A claim about a node at an
+    /// incarnation it never had is now refused by that node, and the fleet keeps it alive.
+    @Test func aClaimAtAnIncarnationTheNodeNeverHadIsRefused() throws {
+        let fleet = TestFleet(count: 4, seed: 15)
+        #expect(fleet.runUntil(deadline: 10_000) { fleet.converged() } != nil)
+        let victim = fleet.nodes[1]
+        let before = victim.incarnation
+        var adversary = Adversary()
+        for state in [MemberState.suspect, .failed, .left] {
+            for target in [2, 1] {
+                adversary.gossip(
+                    [
+                        .member(
+                            MemberUpdate(
+                                state: state, id: victim.id, incarnation: .max, address: victim.address,
+                                reporter: NodeID(rawValue: 0xBAD)))
+                    ], to: target, in: fleet)
+            }
+        }
+        _ = fleet.runUntil(deadline: fleet.now + 15_000) { false }
+        #expect(victim.incarnation == before, "the victim's incarnation moved to \(victim.incarnation)")
+        #expect(victim.counters.claimsRefused > 0)
+        #expect(fleet.converged(), "the fleet lost the victim")
+    }
+
+    /// Finding 4: "B left" sent to one node made the fleet drop B for good. Only B can say it left now: a
+    /// `left` without B's signature, or with another key's, is refused and counted, and the fleet keeps B.
+    @Test func aForgedLeaveIsRefused() throws {
+        let fleet = TestFleet(count: 4, seed: 16)
+        #expect(fleet.runUntil(deadline: 10_000) { fleet.converged() } != nil)
+        let victim = fleet.nodes[1]
+        var adversary = Adversary()
+        let forger = NodeIdentity(simulated: victim.id)  // right id, a key that does not stand for it
+        let refusedBefore = fleet.nodes[2].counters.signaturesRefused
+        for inc in [victim.incarnation, victim.incarnation + 1] {
+            adversary.gossip(
+                [
+                    .member(
+                        MemberUpdate(
+                            state: .left, id: victim.id, incarnation: inc, address: victim.address,
+                            reporter: victim.id))
+                ], to: 2, in: fleet)
+            adversary.gossip(
+                [.member(forger.record(.left, incarnation: inc, address: victim.address))], to: 2, in: fleet)
+        }
+        #expect(fleet.nodes[2].member(victim.id)?.state == .alive)
+        #expect(fleet.nodes[2].counters.signaturesRefused == refusedBefore + 4)
+        _ = fleet.runUntil(deadline: fleet.now + 10_000) { false }
+        #expect(fleet.converged(), "\((0..<4).map { fleet.state(of: 1, seenBy: $0) })")
+    }
+
+    /// Finding 5: a frame claiming sender B with sequence 2^64-1 made A refuse all of B's datagrams as stale,
+    /// for good (even after B restarted). A frame numbered past the boot epoch B's signed incarnation shows no
+    /// longer moves B's replay window.
+    @Test func aForgedSequenceCannotSilenceAnotherNode() throws {
+        let fleet = TestFleet(count: 4, seed: 17)
+        #expect(fleet.runUntil(deadline: 10_000) { fleet.converged() } != nil)
+        let a = 0
+        let b = fleet.nodes[1]
+        var adversary = Adversary()
+        let eventsBefore = fleet.eventLog.count
+        let replaysBefore = fleet.nodes[a].counters.replaysRejected
+        for sequence in [UInt64.max, (b.incarnation >> 32 + 1) << 32] {
+            adversary.gossip([], to: a, in: fleet, sender: b.id, sequence: sequence)
+        }
+        _ = fleet.runUntil(deadline: fleet.now + 15_000) { false }
+        let suspected = fleet.eventLog[eventsBefore...].contains {
+            if case .memberSuspect(let id) = $0.event { return $0.node == a && id == b.id }
+            return false
+        }
+        #expect(!suspected, "A stopped hearing B")
+        #expect(fleet.nodes[a].counters.replaysRejected == replaysBefore)
+        #expect(fleet.converged())
+    }
+
     /// A push that stops half way (a damaged file, a dropped connection) left the fleet stuck: the node
     /// announced the new manifest at once, every node dropped the release it had staged for it and waited at 0
     /// chunks. Now the pushed node keeps the release to itself until it holds every chunk.

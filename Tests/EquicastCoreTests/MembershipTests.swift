@@ -175,13 +175,11 @@ import Testing
         var sequence: UInt64 = 1
         while ids.count < count {
             var items: [GossipItem] = []
-            for _ in 0..<min(5_000, count - ids.count) {
+            for _ in 0..<min(2_000, count - ids.count) {
                 ids.append(NodeID(rawValue: rng.next()))
                 let address = SocketAddress(bytes: rng.bytes(4), port: 7946)!
                 items.append(
-                    .member(
-                        MemberUpdate(
-                            state: .alive, id: ids.last!, incarnation: 1, address: address, reporter: sealer.sender)))
+                    .member(NodeIdentity(simulated: ids.last!).record(incarnation: 1, address: address)))
             }
             let request = Message(type: .syncRequest, digest: 0, items: items).encode()
             node.handleStreamFrame(
@@ -212,7 +210,7 @@ import Testing
     static func loadedNode(count: Int, seed: UInt64, config: MembershipConfig = MembershipConfig()) -> (
         node: Node, sealer: FrameSealer, ids: [NodeID], rng: DeterministicRandom
     ) {
-        let node = TestFleet(count: 1, config: config).nodes[0]
+        let node = TestFleet(count: 1, config: config, scheme: .simulated).nodes[0]
         let sealer = FrameSealer(sender: NodeID(rawValue: 0x5eed), keyring: TestFleet.keyring, encryptionEnabled: true)
         var rng = DeterministicRandom(seed: seed)
         let ids = loadMembers(node, count: count, sealer: sealer, rng: &rng)
@@ -233,8 +231,8 @@ import Testing
         _ node: Node, _ member: NodeID, is state: MemberState, sealer: FrameSealer, sequence: UInt64,
         rng: inout DeterministicRandom, now: UInt64
     ) throws -> [NodeID] {
-        let news = MemberUpdate(
-            state: state, id: member, incarnation: 1, address: node.member(member)!.address, reporter: sealer.sender)
+        let news = NodeIdentity(simulated: member).record(
+            state, incarnation: 1, address: node.member(member)!.address, reporter: sealer.sender)
         let request = Message(type: .syncRequest, digest: 0, items: [.member(news)]).encode()
         node.handleStreamFrame(
             sealer.seal(request, messageClass: .control, sequence: sequence, nonce: rng.bytes(24)),
@@ -421,9 +419,7 @@ import Testing
                 let address = SocketAddress(bytes: rng.bytes(4), port: 7946)!
                 items.append(
                     .member(
-                        MemberUpdate(
-                            state: .alive, id: NodeID(rawValue: rng.next()), incarnation: 1, address: address,
-                            reporter: peer)))
+                        NodeIdentity(simulated: NodeID(rawValue: rng.next())).record(incarnation: 1, address: address)))
             }
             sequence += 1
             let reply = Message(type: .syncResponse, digest: 0, items: items).encode()
@@ -591,9 +587,8 @@ import Testing
             type: .syncRequest, digest: Node.digestTerm(joiner, 1),
             items: [
                 .member(
-                    MemberUpdate(
-                        state: .alive, id: joiner, incarnation: 1,
-                        address: SocketAddress(ipv4: 10, 0, 0, 9, port: 7946), reporter: joiner))
+                    NodeIdentity(simulated: joiner).record(
+                        incarnation: 1, address: SocketAddress(ipv4: 10, 0, 0, 9, port: 7946)))
             ])
         let joinerSealer = FrameSealer(sender: joiner, keyring: TestFleet.keyring, encryptionEnabled: true)
         let reply = try MembershipTests.pull(node, request: hello, sealer: joinerSealer, sequence: 1, rng: &rng)

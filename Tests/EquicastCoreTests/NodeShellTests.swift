@@ -52,7 +52,8 @@ import Testing
 
     @Test func drainHandsOverStorageThenTransmitsThenEventsUntilNothingIsLeft() throws {
         let node = Node(
-            id: NodeID(rawValue: 1), address: SocketAddress(ipv4: 10, 0, 0, 1, port: 7946), bootCount: 1,
+            identity: NodeIdentity(simulated: NodeID(rawValue: 1)),
+            address: SocketAddress(ipv4: 10, 0, 0, 1, port: 7946), bootCount: 1,
             keyring: TestFleet.keyring, encryptionEnabled: true, config: MembershipConfig(), seeds: [],
             randomSeed: [UInt8](repeating: 3, count: 32), now: 0, release: ReleaseSwarmTests.settings())
         var driver = RecordingDriver()

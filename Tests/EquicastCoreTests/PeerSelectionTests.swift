@@ -288,6 +288,16 @@ import Testing
             type: .syncRequest, digest: 10, bucketDigests: [UInt64](repeating: 4, count: Message.bucketCount),
             bucketCounts: [UInt16](repeating: 0, count: Message.bucketCount - 2) + [2, 3],
             memberFingerprints: [0x0102, 0xfffe, 7, 0, 0x8000]),
+        Message(
+            type: .gossip, digest: 11,
+            items: [
+                .member(NodeIdentity(simulated: NodeID(rawValue: 12)).record(incarnation: 3, address: addr6)),
+                .status(
+                    NodeIdentity(simulated: NodeID(rawValue: 12)).signed(
+                        NodeStatus(
+                            node: NodeID(rawValue: 12), productTag: 5, sequence: 9, installedVersion: 2,
+                            targetVersion: 3, state: .downloading, chunksHave: 1, chunksTotal: 4))),
+            ]),
     ]
 
     @Test(arguments: samples.indices)

@@ -97,8 +97,8 @@ import Testing
     func matchesADictionaryModel(shared: Bool) {
         var rng = DeterministicRandom(seed: shared ? 2 : 1)
         let directory = MemberDirectory(shared: shared, salt: 99)
-        var table = MemberTable(directory: directory)
-        var other = MemberTable(directory: directory)  // a second node sharing (or not) the directory
+        var table = MemberTable(directory: directory, scheme: .ed25519)
+        var other = MemberTable(directory: directory, scheme: .ed25519)  // a second node sharing (or not) the directory
         var model: [NodeID: Member] = [:]
         var statusModel: [NodeID: NodeStatus] = [:]
         let ids = (0..<400).map { _ in NodeID(rawValue: rng.next()) }

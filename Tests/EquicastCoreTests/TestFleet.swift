@@ -27,10 +27,15 @@ final class TestFleet {
     var rogues: Set<Int> = []
     var rogueSequence: UInt64 = 1 << 60
 
+    /// `.ed25519` (real key pairs) by default; `.simulated` lets a test make up members with ids of its
+    /// choosing (`NodeIdentity(simulated:)`) and sign their records.
+    let scheme: SignatureScheme
+
     init(
         count: Int, config: MembershipConfig = MembershipConfig(), seed: UInt64 = 1,
-        release: ReleaseSettings = ReleaseSettings()
+        release: ReleaseSettings = ReleaseSettings(), scheme: SignatureScheme = .ed25519
     ) {
+        self.scheme = scheme
         self.config = config
         self.seed = seed
         self.release = release
@@ -50,12 +55,18 @@ final class TestFleet {
         return i < nodes.count ? i : nil
     }
 
+    /// Node i's identity: an Ed25519 key pair drawn from the fleet's seed, so a node keeps it across restarts.
+    func identity(_ i: Int) -> NodeIdentity {
+        var keySource = DeterministicRandom(seed: seed &+ UInt64(i) &* 7919)
+        if scheme == .simulated { return NodeIdentity(simulated: NodeID(rawValue: keySource.next())) }
+        return NodeIdentity(signingKey: try! Ed25519.SigningKey(seed: keySource.bytes(32)))
+    }
+
     func makeNode(_ i: Int, bootCount: UInt64, seeds: [Int] = [0]) -> Node {
         var rng = DeterministicRandom(seed: seed &* 1000 &+ UInt64(i) &+ bootCount << 20)
-        var idSource = DeterministicRandom(seed: seed &+ UInt64(i) &* 7919)
-        let id = NodeID(rawValue: idSource.next())
         return Node(
-            id: id, address: address(i), bootCount: bootCount, keyring: TestFleet.keyring, encryptionEnabled: true,
+            identity: identity(i), address: address(i), bootCount: bootCount, keyring: TestFleet.keyring,
+            encryptionEnabled: true,
             config: config, seeds: i == 0 ? [] : seeds.map(address), randomSeed: rng.bytes(32), now: now,
             release: release)
     }
@@ -66,7 +77,8 @@ final class TestFleet {
         let old = nodes[i]
         var rng = DeterministicRandom(seed: seed &+ UInt64(i) &+ 99)
         nodes[i] = Node(
-            id: old.id, address: old.address, bootCount: (old.incarnation >> 32) + 1, keyring: TestFleet.keyring,
+            identity: identity(i), address: old.address, bootCount: (old.incarnation >> 32) + 1,
+            keyring: TestFleet.keyring,
             encryptionEnabled: true, config: config, seeds: [address(0)], randomSeed: rng.bytes(32), now: now,
             release: release)
     }

@@ -44,12 +44,38 @@ public struct MemberUpdate: Equatable, Sendable {
     /// Who reported it: the suspecter for `suspect` (counted as a Lifeguard confirmation), else the member itself
     /// or the node that declared the failure.
     public var reporter: NodeID
+    /// The member's own word for this incarnation: its public key and its signature of "alive at `incarnation`
+    /// at `address`" (of "left" for a `left` update). Required to add a member, to raise its incarnation and
+    /// for `alive` and `left`; a `suspect` or `failed` claim about an incarnation already known goes without.
+    public var proof: MemberProof?
 
-    public init(state: MemberState, id: NodeID, incarnation: UInt64, address: SocketAddress, reporter: NodeID) {
+    public init(
+        state: MemberState, id: NodeID, incarnation: UInt64, address: SocketAddress, reporter: NodeID,
+        proof: MemberProof? = nil
+    ) {
         self.state = state
         self.id = id
         self.incarnation = incarnation
         self.address = address
         self.reporter = reporter
+        self.proof = proof
     }
+
+    /// The statement `proof` signs.
+    var statement: [UInt8] {
+        Statement.member(id: id, incarnation: incarnation, address: address, left: state == .left)
+    }
+}
+
+/// A member's public key and its signature of a `Statement.member`.
+public struct MemberProof: Equatable, Sendable {
+    public var key: [UInt8]
+    public var signature: [UInt8]
+
+    public init(key: [UInt8], signature: [UInt8]) {
+        self.key = key
+        self.signature = signature
+    }
+
+    static let encodedByteCount = 32 + 64
 }

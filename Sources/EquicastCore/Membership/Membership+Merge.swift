@@ -1,11 +1,16 @@
-/// SWIM's rules for merging what a node hears into its member table.
+/// SWIM's rules for merging what a node hears into its member table, and the checks of what members sign.
 extension Membership {
     /// Applies one change. Returns true when it changed this node's view (and so is news worth gossiping).
+    ///
+    /// What a member says about itself is checked before it is applied: a new member, a higher incarnation,
+    /// `alive` and `left` need the member's signature (`MemberUpdate.proof`). A `suspect` or `failed` claim by
+    /// another node needs none but may only name an incarnation already proven, so no claim can outrank the
+    /// member's own next word.
     @discardableResult
     mutating func apply(_ u: MemberUpdate, now: UInt64, ctx: inout NodeContext) -> Bool {
         if u.id == id { return applyAboutSelf(u, now: now, ctx: &ctx) }
-        // Stale news (the common case) is refused before the member's row is read in full; the rules below
-        // say the same.
+        // Stale news (the common case) is refused before the member's row is read in full, or a signature
+        // checked; the rules below say the same.
         let known = table.stateAndIncarnation(u.id)
         if let known {
             if u.state == .alive
@@ -15,6 +20,8 @@ extension Membership {
                 return false
             }
         }
+        let proven = known == nil || u.incarnation > known!.incarnation || u.state == .alive || u.state == .left
+        if proven && !isSigned(u, ctx: &ctx) { return false }
         guard known != nil, var m = table[u.id] else {
             // Unknown member: only a live announcement adds it; news of the death of a stranger is not kept.
             guard u.state.isPresent, table.count < config.membersMax else { return false }
@@ -22,6 +29,7 @@ extension Membership {
                 Member(
                     id: u.id, address: u.address, state: .alive, incarnation: u.incarnation, stateChangedAt: now,
                     lastHeard: 0), presentPosition: present.count)
+            table.setProof(u.id, u.proof!)
             addPresent(u.id, incarnation: u.incarnation, positioned: true)
             ctx.events.append(.memberJoined(u.id, u.address))
             if u.state == .suspect { return apply(u, now: now, ctx: &ctx) || true }
@@ -39,6 +47,7 @@ extension Membership {
             m.state = .alive
             m.stateChangedAt = now
             table[u.id] = m
+            table.setProof(u.id, u.proof!)
             suspicions[u.id] = nil
             if wasPresent {
                 removeFromDigest(u.id, oldIncarnation)
@@ -62,6 +71,7 @@ extension Membership {
             m.state = .suspect
             m.stateChangedAt = now
             table[u.id] = m
+            if proven { table.setProof(u.id, u.proof!) }
             suspicions[u.id] = Suspicion(startedAt: now, incarnation: u.incarnation, by: u.reporter)
             ctx.events.append(.memberSuspect(u.id))
             if u.reporter != id { verifySuspicion(of: u.id, now: now, ctx: &ctx) }
@@ -73,17 +83,40 @@ extension Membership {
             m.state = u.state
             m.stateChangedAt = now
             table[u.id] = m
+            if proven { table.setProof(u.id, u.proof!) }
             suspicions[u.id] = nil
             ctx.events.append(u.state == .left ? .memberLeft(u.id) : .memberFailed(u.id))
             return true
         }
     }
 
-    /// Someone says this node is suspect or failed: refute with a higher incarnation. Alive news about
-    /// ourselves (our own gossip coming back) changes nothing.
+    /// True when `u` carries its member's own signature of what it says: a key that stands for the member's
+    /// id (the key already known for it, if any) and a valid signature of the statement. Anything else is
+    /// refused and counted.
+    @inline(never)
+    mutating func isSigned(_ u: MemberUpdate, ctx: inout NodeContext) -> Bool {
+        let scheme = identity.scheme
+        guard let p = u.proof, scheme.nodeID(of: p.key) == u.id, table.key(u.id).map({ $0 == p.key }) ?? true,
+            scheme.isValid(p.signature, of: u.statement, by: p.key)
+        else {
+            ctx.counters.signaturesRefused += 1
+            return false
+        }
+        ctx.counters.signaturesChecked += 1
+        return true
+    }
+
+    /// Someone says this node is suspect, failed or gone while it is not leaving: refute with the next
+    /// incarnation. Alive news about ourselves (our own gossip coming back) changes nothing, nor does a claim
+    /// about an earlier incarnation. A claim about a later one is one no honest peer can make (only this node
+    /// raises its incarnation): it is refused and counted, so that nobody can push the incarnation to its end.
     mutating func applyAboutSelf(_ u: MemberUpdate, now: UInt64, ctx: inout NodeContext) -> Bool {
-        guard u.state == .suspect || u.state == .failed, !isLeaving, u.incarnation >= incarnation else { return false }
-        setIncarnation(u.incarnation + 1)
+        guard u.state != .alive, !isLeaving, u.incarnation >= incarnation else { return false }
+        guard u.incarnation == incarnation else {
+            ctx.counters.claimsRefused += 1
+            return false
+        }
+        setIncarnation(incarnation &+ 1)
         ctx.counters.refutations += 1
         ctx.events.append(.refuted(incarnation: incarnation))
         queue.enqueue(.member(selfUpdate))

@@ -105,7 +105,11 @@ extension Membership {
         return items
     }
 
+    /// A member's row as a record another node can check: with the member's own signed word.
+    @inline(never)
     func syncRecord(_ m: Member) -> MemberUpdate {
-        MemberUpdate(state: m.state, id: m.id, incarnation: m.incarnation, address: m.address, reporter: id)
+        MemberUpdate(
+            state: m.state, id: m.id, incarnation: m.incarnation, address: m.address, reporter: id,
+            proof: table.proof(m.id))
     }
 }

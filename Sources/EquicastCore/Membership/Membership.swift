@@ -5,11 +5,14 @@
 /// methods the shell calls.
 struct Membership {
     let id: NodeID
+    let identity: NodeIdentity
     let address: SocketAddress
     let config: MembershipConfig
     /// Suspicion timeouts by confirmation count (0 ... `Suspicion.confirmersMax - 1`), fixed by the config.
     let suspicionTimeouts: [UInt64]
     var incarnation: UInt64
+    /// This node's signature of its own record as it stands (alive at `incarnation`, or left).
+    var ownProof: MemberProof
     var isLeaving = false
     var leaveRoundsLeft = 0
 
@@ -116,11 +119,13 @@ struct Membership {
 
     /// - Parameter salt: from the node's random generator; seeds the private member directory's hash (when no
     ///   shared `directory` is given) and, inverted, the gossip queue's.
+    @inline(__always)
     init(
-        id: NodeID, address: SocketAddress, bootCount: UInt64, config: MembershipConfig, seeds: [SocketAddress],
-        directory: MemberDirectory?, salt: UInt64, now: UInt64, timers: inout TimerTable
+        identity: NodeIdentity, address: SocketAddress, bootCount: UInt64, config: MembershipConfig,
+        seeds: [SocketAddress], directory: MemberDirectory?, salt: UInt64, now: UInt64, timers: inout TimerTable
     ) {
-        self.id = id
+        self.id = identity.id
+        self.identity = identity
         self.address = address
         self.config = config
         self.suspicionTimeouts = (0..<Suspicion.confirmersMax).map {
@@ -129,7 +134,9 @@ struct Membership {
                 maximum: config.suspicionTimeoutMax)
         }
         self.incarnation = bootCount << 32
-        self.table = MemberTable(directory: directory ?? MemberDirectory(shared: false, salt: salt))
+        self.ownProof = MemberProof(key: identity.publicKey, signature: [])
+        self.table = MemberTable(
+            directory: directory ?? MemberDirectory(shared: false, salt: salt), scheme: identity.scheme)
         self.ring = RingTracker(selfID: id, perSide: max(1, config.ringSize / 2))
         self.queue = GossipQueue(capacity: config.gossipQueueCapacity, salt: ~salt)
         self.seeds = seeds.filter { $0 != address }
@@ -139,6 +146,7 @@ struct Membership {
         timers[.reconnect] = now + config.reconnectInterval
         table[id] = Member(
             id: id, address: address, state: .alive, incarnation: incarnation, stateChangedAt: now, lastHeard: now)
+        signOwnRecord()
         addToDigest(id, incarnation)
         queue.enqueue(.member(selfUpdate))
     }
@@ -165,7 +173,16 @@ struct Membership {
 
     var selfUpdate: MemberUpdate {
         MemberUpdate(
-            state: isLeaving ? .left : .alive, id: id, incarnation: incarnation, address: address, reporter: id)
+            state: isLeaving ? .left : .alive, id: id, incarnation: incarnation, address: address, reporter: id,
+            proof: ownProof)
+    }
+
+    /// Signs this node's record as it now stands (at start, after a refutation, or when leaving).
+    @inline(never)
+    mutating func signOwnRecord() {
+        ownProof.signature = identity.sign(
+            Statement.member(id: id, incarnation: incarnation, address: address, left: isLeaving))
+        table.setProof(id, ownProof)
     }
 
     /// `config.fanout` members chosen by rendezvous hash for round `r` (empty when alone).
@@ -235,6 +252,7 @@ struct Membership {
         isLeaving = true
         probes.removeAll()
         table[id]!.state = .left
+        signOwnRecord()
         queue.enqueue(.member(selfUpdate))
         leaveRoundsLeft = Membership.leaveRounds
         ctx.timers[.gossip] = now
@@ -277,6 +295,7 @@ struct Membership {
         incarnation = value
         addToDigest(id, incarnation)
         table[id]!.incarnation = incarnation
+        signOwnRecord()
     }
 
     /// One member's share of the view digest (the digest is the wrapping sum over present members and self).

@@ -45,9 +45,10 @@ public struct MembershipConfig: Equatable, Sendable {
     public var reconnectInterval: UInt64 = 5000
     /// How long failed and left members stay in the table (for operators and SNMP) before they are forgotten.
     public var reclaimAfter: UInt64 = 600_000
-    /// Bytes of member records in one sync reply (about 40 each): 64 KiB repairs any view of up to ~1,600
-    /// members in one pull and bounds what one pull costs the responder in a larger fleet.
-    public var syncReplyByteBudget: Int = 65536
+    /// Bytes of member records in one sync reply (about 140 each, with the member's key and signature): 224 KiB
+    /// repairs any view of up to ~1,600 members in one pull and bounds what one pull costs the responder in a
+    /// larger fleet.
+    public var syncReplyByteBudget: Int = 224 << 10
     /// Most changes waiting in the gossip queue: about ten packets of news. Beyond that (a mass join, a
     /// healed partition) the most-sent changes are dropped and digest-driven pulls, which move a view in bulk,
     /// carry the rest.
@@ -115,6 +116,13 @@ public struct NodeCounters: Equatable, Sendable {
     /// Frames with an unknown key id or a bad tag: another fleet, or forgery.
     public var authenticationFailures: UInt64 = 0
     public var replaysRejected: UInt64 = 0
+    /// Membership claims refused as impossible from an honest peer (about this node at an incarnation it never
+    /// had).
+    public var claimsRefused: UInt64 = 0
+    /// Members' signatures checked (records that were news), and records or statuses refused because their
+    /// signature was missing, invalid or by a key that does not stand for the node they name.
+    public var signaturesChecked: UInt64 = 0
+    public var signaturesRefused: UInt64 = 0
     public var probesSent: UInt64 = 0
     public var indirectProbesSent: UInt64 = 0
     public var suspicionsRaised: UInt64 = 0

@@ -42,10 +42,12 @@ public enum GossipItem: Equatable, Sendable {
     /// Encoded size in bytes, for packing items into a datagram budget.
     public var encodedByteCount: Int {
         switch self {
-        case .member(let u): return 1 + 1 + 8 + 8 + 8 + 1 + (u.address.family == .ipv4 ? 4 : 16) + 2
+        case .member(let u):
+            return 1 + 1 + 8 + 8 + 8 + 1 + (u.address.family == .ipv4 ? 4 : 16) + 2
+                + (u.proof == nil ? 0 : MemberProof.encodedByteCount)
         case .event(let e): return 1 + 8 + 8 + 2 + e.payload.count
         case .release: return 1 + ReleaseAdvert.encodedByteCount
-        case .status: return 1 + NodeStatus.encodedByteCount
+        case .status(let st): return 1 + NodeStatus.encodedByteCount + st.signature.count
         }
     }
 }
@@ -136,12 +138,16 @@ public struct Message: Equatable, Sendable {
         for item in items {
             switch item {
             case .member(let u):
-                w.write(UInt8(1))
+                w.write(UInt8(u.proof == nil ? 1 : 5))
                 w.write(u.state.rawValue)
                 w.write(u.id.rawValue)
                 w.write(u.incarnation)
                 w.write(u.reporter.rawValue)
                 Message.encode(u.address, into: &w)
+                if let p = u.proof {
+                    w.write(p.key)
+                    w.write(p.signature)
+                }
             case .event(let e):
                 w.write(UInt8(2))
                 w.write(e.origin.rawValue)
@@ -151,8 +157,9 @@ public struct Message: Equatable, Sendable {
                 w.write(UInt8(3))
                 a.encode(into: &w)
             case .status(let st):
-                w.write(UInt8(4))
+                w.write(UInt8(st.signature.isEmpty ? 4 : 6))
                 st.encode(into: &w)
+                w.write(st.signature)
             }
         }
         if type == .syncRequest {
@@ -221,7 +228,7 @@ public struct Message: Equatable, Sendable {
         for _ in 0..<count {
             let tag = try r.readUInt8("item tag")
             switch tag {
-            case 1:
+            case 1, 5:
                 let s = try r.readUInt8("member state")
                 guard let state = MemberState(rawValue: s) else {
                     throw .invalidValue(field: "member state", value: UInt64(s))
@@ -230,10 +237,16 @@ public struct Message: Equatable, Sendable {
                 let incarnation = try r.readUInt64("incarnation")
                 let reporter = NodeID(rawValue: try r.readUInt64("reporter"))
                 let address = try decodeAddress(&r)
+                var proof: MemberProof?
+                if tag == 5 {
+                    proof = MemberProof(
+                        key: try r.readBytes(32, "member key"), signature: try r.readBytes(64, "member signature"))
+                }
                 m.items.append(
                     .member(
                         MemberUpdate(
-                            state: state, id: id, incarnation: incarnation, address: address, reporter: reporter)))
+                            state: state, id: id, incarnation: incarnation, address: address, reporter: reporter,
+                            proof: proof)))
             case 2:
                 let origin = NodeID(rawValue: try r.readUInt64("event origin"))
                 let id = try r.readUInt64("event id")
@@ -241,8 +254,10 @@ public struct Message: Equatable, Sendable {
                 m.items.append(.event(GossipEvent(origin: origin, id: id, payload: payload)))
             case 3:
                 m.items.append(.release(try ReleaseAdvert.decode(&r)))
-            case 4:
-                m.items.append(.status(try NodeStatus.decode(&r)))
+            case 4, 6:
+                var st = try NodeStatus.decode(&r)
+                if tag == 6 { st.signature = try r.readBytes(64, "status signature") }
+                m.items.append(.status(st))
             default:
                 throw .invalidValue(field: "item tag", value: UInt64(tag))
             }

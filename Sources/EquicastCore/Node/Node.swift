@@ -27,30 +27,34 @@ public final class Node {
     public let config: MembershipConfig
 
     /// - Parameters:
+    ///   - identity: the node's key pair; its id follows from it.
     ///   - bootCount: how many times this node has started (persisted by the driver). It seeds the incarnation
     ///     and the frame sequence base, so a restarted node outranks its previous life everywhere.
     ///   - randomSeed: seeds every random choice and the frame nonces; the daemon draws it from the OS CSPRNG.
     ///   - directory: where member ids and addresses are interned; nil for a private one (a daemon). A simulator
     ///     passes one shared directory to all its nodes.
     public init(
-        id: NodeID, address: SocketAddress, bootCount: UInt64, keyring: FleetKeyring, encryptionEnabled: Bool,
+        identity: NodeIdentity, address: SocketAddress, bootCount: UInt64, keyring: FleetKeyring,
+        encryptionEnabled: Bool,
         config: MembershipConfig, seeds: [SocketAddress], randomSeed: [UInt8], now: UInt64,
         directory: MemberDirectory? = nil, release: ReleaseSettings = ReleaseSettings()
     ) {
         self.config = config
+        let id = identity.id
         var random = DeterministicRandom(seedBytes: randomSeed)
         let salt = random.next()
         dissemination = Dissemination(id: id, bootCount: bootCount, settings: release, now: now, rng: &random)
         context = NodeContext(
-            id: id, address: address, bootCount: bootCount, rng: random,
+            identity: identity, address: address, bootCount: bootCount, rng: random,
             sealer: FrameSealer(sender: id, keyring: keyring, encryptionEnabled: encryptionEnabled))
         opener = FrameOpener(
             keyring: keyring, requireEncryption: encryptionEnabled,
             senderCapacity: min(config.membersMax, Membership.replaySendersMax))
         membership = Membership(
-            id: id, address: address, bootCount: bootCount, config: config, seeds: seeds, directory: directory,
+            identity: identity, address: address, bootCount: bootCount, config: config, seeds: seeds,
+            directory: directory,
             salt: salt, now: now, timers: &context.timers)
-        membership.setStatus(dissemination.ownStatus)
+        dissemination.signStatus(members: &membership, ctx: &context)
         membership.startJoin(now: now, ctx: &context)
     }
 
@@ -201,6 +205,7 @@ public final class Node {
     }
 
     /// A gossiped item goes to the part that owns what it is about.
+    @inline(never)
     func absorb(_ item: GossipItem, from sender: NodeID, now: UInt64) {
         switch item {
         case .member, .event:
@@ -213,8 +218,17 @@ public final class Node {
     }
 
     func openFrame(_ bytes: [UInt8], transport: FrameTransport, from: SocketAddress) -> OpenedFrame? {
+        // The sender's boot epoch as its signed incarnation shows it: a frame numbered beyond it (a restart not
+        // yet heard of, or a forgery) is taken but moves no replay window. Read from the header's sender field
+        // (bytes 8-15) before the frame is opened; a short frame is refused by `open`.
+        var epoch: UInt64?
+        if bytes.count >= 16 {
+            var sender: UInt64 = 0
+            for i in 8..<16 { sender = sender << 8 | UInt64(bytes[i]) }
+            epoch = membership.table.stateAndIncarnation(NodeID(rawValue: sender)).map { $0.incarnation >> 32 }
+        }
         do throws(WireError) {
-            return try opener.open(bytes, transport: transport)
+            return try opener.open(bytes, transport: transport, epochLimit: epoch)
         } catch {
             handleRefusedFrame(error, from: from)
             return nil

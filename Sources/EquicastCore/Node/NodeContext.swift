@@ -4,7 +4,8 @@ import EquicastCrypto
 /// its counters, its timer table and its output queues. The shell passes it `inout` with every call into a part;
 /// it holds no protocol state.
 struct NodeContext {
-    let id: NodeID
+    let identity: NodeIdentity
+    var id: NodeID { identity.id }
     let address: SocketAddress
     var rng: DeterministicRandom
     var sealer: FrameSealer
@@ -19,8 +20,11 @@ struct NodeContext {
     var events = OutputQueue<NodeEvent>()
     var storage = OutputQueue<StorageRequest>()
 
-    init(id: NodeID, address: SocketAddress, bootCount: UInt64, rng: DeterministicRandom, sealer: FrameSealer) {
-        self.id = id
+    init(
+        identity: NodeIdentity, address: SocketAddress, bootCount: UInt64, rng: DeterministicRandom,
+        sealer: FrameSealer
+    ) {
+        self.identity = identity
         self.address = address
         self.rng = rng
         self.sealer = sealer

@@ -38,7 +38,9 @@ extension Dissemination {
     ) {
         if st.node == id {
             // A status of ours from an earlier life (state lost): outrank it. An echo of the current one is not.
-            if st.sequence > statusSequence {
+            if st.sequence > statusSequence,
+                ctx.identity.scheme.isValid(st.signature, of: Statement.status(st), by: ctx.identity.publicKey)
+            {
                 statusSequence = st.sequence
                 publishStatus(now: now, members: &members, ctx: &ctx)
             }
@@ -59,6 +61,14 @@ extension Dissemination {
         let old = members.status(of: st.node)
         if let old, old.sequence >= st.sequence { return }
         guard old != nil || members.statusCount < members.config.membersMax else { return }
+        // Only the node itself can say what it runs: signed with the key its id stands for (a member's key
+        // is known once one of its records has been checked; a status that comes first waits for the next).
+        guard let key = members.table.key(st.node),
+            ctx.identity.scheme.isValid(st.signature, of: Statement.status(st), by: key)
+        else {
+            ctx.counters.signaturesRefused += 1
+            return
+        }
         members.setStatus(st)
         members.enqueueNews(.status(st), now: now, timers: &ctx.timers)
     }
@@ -70,7 +80,7 @@ extension Dissemination {
     ) {
         var items: [GossipItem] = []
         if let t = transfer, !t.withheld { items.append(.release(t.advert)) }
-        items.append(.status(ownStatus))
+        if let st = signedStatus { items.append(.status(st)) }
         ctx.counters.advertisementsSent += 1
         members.send(
             Message(type: .gossip, digest: members.digest, items: items), to: member, address: address, ctx: &ctx)

@@ -30,6 +30,8 @@ struct Dissemination {
     var requestTimerStale = false
     var trickle: Trickle
     var statusSequence: UInt64
+    /// The status last published, signed: what advertisements carry.
+    var signedStatus: NodeStatus?
     var nextHaves: UInt64 = 0
     var nextDiscovery: UInt64 = 0
     /// The last 1/`progressSteps` of the download gossiped.
@@ -101,9 +103,17 @@ struct Dissemination {
     @inline(never)
     mutating func publishStatus(now: UInt64, members: inout Membership, ctx: inout NodeContext) {
         statusSequence &+= 1
-        let st = ownStatus
+        signStatus(members: &members, ctx: &ctx)
+        members.enqueueNews(.status(signedStatus!), now: now, timers: &ctx.timers)
+    }
+
+    /// Signs the status as it stands and keeps it as this node's entry in the fleet's statuses.
+    @inline(never)
+    mutating func signStatus(members: inout Membership, ctx: inout NodeContext) {
+        var st = ownStatus
+        st.signature = ctx.identity.sign(Statement.status(st))
+        signedStatus = st
         members.setStatus(st)
-        members.enqueueNews(.status(st), now: now, timers: &ctx.timers)
     }
 
     /// A peer that served a manifest other than the one it announced: its announcements are ignored from now

@@ -56,6 +56,9 @@ public struct NodeStatus: Equatable, Sendable {
     public var state: UpdateState
     public var chunksHave: UInt16
     public var chunksTotal: UInt16
+    /// The node's signature of the status (`Statement.status`); empty for a status not yet signed. Nodes apply
+    /// and pass on only statuses signed by the node they describe.
+    public var signature: [UInt8] = []
 
     public init(
         node: NodeID, productTag: UInt64, sequence: UInt64, installedVersion: UInt64, targetVersion: UInt64,
