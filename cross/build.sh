@@ -77,7 +77,10 @@ build_arch() {
 
   local xcc=()
   for f in $extra_cflags; do xcc+=(-Xcc "$f"); done
+  # The machine outliner folds repeated instruction sequences into calls (on by default only at -Oz, which Swift
+  # does not offer): -5% on aarch64, -4% on x86_64.
   local swift_flags=(-enable-experimental-feature Embedded -target "$swift_target" -wmo -parse-as-library "$opt"
+    -Xllvm -enable-machine-outliner=always
     -Xfrontend -function-sections -I "$mods" -I "$root/Sources/CSodium" -I "$root/Sources/CZlib"
     -I "$root/Sources/CEquicastShims/include" "${xcc[@]}")
   if [ "$sysroot" != / ]; then
