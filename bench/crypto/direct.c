@@ -81,6 +81,24 @@ int main(int argc, char **argv) {
             sink += back[blen - 1];
         }
         end = now_ns();
+    } else if (strcmp(op, "sign") == 0 || strcmp(op, "verify") == 0) {
+        /* Ed25519 detached signatures of a SIZE-byte message: what a node does once per statement it makes
+           (sign) and once per statement of another node it has not seen (verify). */
+        unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES], sig[crypto_sign_BYTES];
+        crypto_sign_seed_keypair(pk, sk, key);
+        crypto_sign_detached(sig, NULL, in, size, sk);
+        int signing = strcmp(op, "sign") == 0;
+        start = now_ns();
+        for (long i = 0; i < iterations; i++) {
+            if (signing) {
+                crypto_sign_detached(sig, NULL, in, size, sk);
+                sink += sig[0];
+            } else {
+                if (crypto_sign_verify_detached(sig, in, size, pk) != 0) return 1;
+                sink += 1;
+            }
+        }
+        end = now_ns();
     } else {
         fprintf(stderr, "unknown op %s\n", op);
         return 2;

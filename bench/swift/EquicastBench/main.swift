@@ -65,6 +65,21 @@ case "inflate":
         sink &+= Int(out[out.count - 1])
     }
     end = MonotonicClock.nanoseconds()
+case "sign", "verify":
+    // Ed25519 through the wrappers the node's identity uses (NodeIdentity.sign, SignatureScheme.isValid).
+    let signer = try! Ed25519.SigningKey(seed: (0..<32).map { UInt8($0) })
+    let signature = signer.sign(input)
+    start = MonotonicClock.nanoseconds()
+    if args[1] == "sign" {
+        for _ in 0..<iterations { sink &+= Int(signer.sign(input)[0]) }
+    } else {
+        for _ in 0..<iterations {
+            let key = try! Ed25519.PublicKey(bytes: signer.publicKey.bytes)
+            if !key.isValidSignature(signature, for: input) { exit(1) }
+            sink &+= 1
+        }
+    }
+    end = MonotonicClock.nanoseconds()
 default:
     print("unknown op \(args[1])")
     exit(2)
