@@ -14,6 +14,17 @@ reps=5
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+# measure OP SIZE ITERS: runs C and Swift interleaved $reps times; sets c_ns and s_ns to their median times.
+measure() {
+  local c_times=() s_times=()
+  for _ in $(seq $reps); do
+    c_times+=("$("$out/direct" "$1" "$2" "$3")")
+    s_times+=("$("$swift_bench" "$1" "$2" "$3")")
+  done
+  c_ns=$(printf '%s\n' "${c_times[@]}" | median)
+  s_ns=$(printf '%s\n' "${s_times[@]}" | median)
+}
+
 report="$out/crypto.txt"
 {
   echo "Equicast crypto/compression wrappers vs direct C calls ($(date -u +%Y-%m-%d), $(nproc) cores,"
@@ -25,13 +36,7 @@ report="$out/crypto.txt"
       total=$((256 << 20))
       [ "$op" = deflate ] && total=$((32 << 20))
       iters=$((total / size))
-      c_times=(); s_times=()
-      for _ in $(seq $reps); do
-        c_times+=("$("$out/direct" "$op" "$size" "$iters")")
-        s_times+=("$("$swift_bench" "$op" "$size" "$iters")")
-      done
-      c_ns=$(printf '%s\n' "${c_times[@]}" | median)
-      s_ns=$(printf '%s\n' "${s_times[@]}" | median)
+      measure "$op" "$size" "$iters"
       awk -v op="$op" -v size="$size" -v iters="$iters" -v c="$c_ns" -v s="$s_ns" 'BEGIN {
         bytes = size * iters
         printf "%-8s %8d %10d %12.1f %12.1f %8.1f%%\n", op, size, iters, bytes / c * 1000, bytes / s * 1000, (s / c - 1) * 100
@@ -47,13 +52,7 @@ report="$out/crypto.txt"
   for op in sign verify; do
     for size in 32 57; do
       iters=4000
-      c_times=(); s_times=()
-      for _ in $(seq $reps); do
-        c_times+=("$("$out/direct" "$op" "$size" "$iters")")
-        s_times+=("$("$swift_bench" "$op" "$size" "$iters")")
-      done
-      c_ns=$(printf '%s\n' "${c_times[@]}" | median)
-      s_ns=$(printf '%s\n' "${s_times[@]}" | median)
+      measure "$op" "$size" "$iters"
       awk -v op="$op" -v size="$size" -v iters="$iters" -v c="$c_ns" -v s="$s_ns" 'BEGIN {
         printf "%-8s %8d %10d %12.1f %12.1f %8.1f%%\n", op, size, iters, c / iters / 1000, s / iters / 1000, (s / c - 1) * 100
       }'
