@@ -66,6 +66,9 @@ struct GossipQueue {
 
     var isEmpty: Bool { count == 0 }
 
+    /// Entries not yet sent at all.
+    var unsentCount: Int { liveInLevel.first ?? 0 }
+
     /// The keys queued, in no order.
     var keys: [Key] { entries.filter { $0.stamp != 0 }.map { $0.key } }
 

@@ -153,6 +153,12 @@ extension Membership {
         for target in targets {
             guard let m = table[target], !queue.isEmpty else { break }
             send(Message(type: .gossip, digest: digest), to: target, address: m.address, ctx: &ctx)
+            // A burst of news (a mass join) that one datagram per target would leave waiting goes out in more.
+            var extra = 1
+            while extra < Membership.gossipDatagramsPerTargetMax && queue.unsentCount > 0 {
+                extra += 1
+                send(Message(type: .gossip, digest: digest), to: target, address: m.address, ctx: &ctx)
+            }
         }
     }
 
