@@ -29,6 +29,7 @@ enum ControlProtocol {
                 ("bytes_in", "\(c.bytesIn)"), ("bytes_out", "\(c.bytesOut)"),
                 ("decode_errors", "\(c.decodeErrors)"), ("authentication_failures", "\(c.authenticationFailures)"),
                 ("replays_rejected", "\(c.replaysRejected)"), ("claims_refused", "\(c.claimsRefused)"),
+                ("introductions_refused", "\(c.introductionsRefused)"),
                 ("signatures_checked", "\(c.signaturesChecked)"), ("signatures_refused", "\(c.signaturesRefused)"),
                 ("syncs_started", "\(c.syncsStarted)"),
                 ("syncs_completed", "\(c.syncsCompleted)"), ("syncs_failed", "\(c.syncsFailed)"),

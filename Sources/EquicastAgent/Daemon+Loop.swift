@@ -17,6 +17,7 @@ extension Daemon {
                 node.handleCommand(.leave, now: now)
             }
             if signals.reload { reload() }
+            flushChurnLog(now: now)
             if node.pollTimeout() <= now { node.handleTimeout(now: now) }
             flushNode(now: now)
             pollHook(now: now)
@@ -91,7 +92,7 @@ extension Daemon {
 
     /// Logs an event, tells SNMP managers, and acts on the release events.
     func handle(_ e: NodeEvent, now: UInt64) {
-        logEvent(e)
+        logEvent(e, now: now)
         notifySNMP(e)
         switch e {
         case .releaseDownloaded:
@@ -108,13 +109,29 @@ extension Daemon {
         }
     }
 
-    func logEvent(_ e: NodeEvent) {
+    /// Logs the summary of membership changes held back, once their window is over.
+    func flushChurnLog(now: UInt64) {
+        if let (level, line) = churnLog.flush(now: now) { log.log(level, line) }
+    }
+
+    /// Whether a membership change of `kind` gets its own log line (`ChurnLog`).
+    func churn(_ kind: ChurnLog.Kind, now: UInt64) -> Bool {
+        flushChurnLog(now: now)
+        return churnLog.admit(kind)
+    }
+
+    func logEvent(_ e: NodeEvent, now: UInt64) {
         switch e {
-        case .memberJoined(let id, let a): log.log(.info, "member \(id) joined from \(a)")
-        case .memberSuspect(let id): log.log(.info, "member \(id) is suspect")
-        case .memberFailed(let id): log.log(.warning, "member \(id) failed")
-        case .memberLeft(let id): log.log(.info, "member \(id) left")
-        case .memberRecovered(let id): log.log(.info, "member \(id) is alive again")
+        case .memberJoined(let id, let a):
+            if churn(.joined, now: now) { log.log(.info, "member \(id) joined from \(a)") }
+        case .memberSuspect(let id):
+            if churn(.suspect, now: now) { log.log(.info, "member \(id) is suspect") }
+        case .memberFailed(let id):
+            if churn(.failed, now: now) { log.log(.warning, "member \(id) failed") }
+        case .memberLeft(let id):
+            if churn(.left, now: now) { log.log(.info, "member \(id) left") }
+        case .memberRecovered(let id):
+            if churn(.recovered, now: now) { log.log(.info, "member \(id) is alive again") }
         case .refuted(let inc): log.log(.info, "refuted a suspicion about this node (incarnation \(inc))")
         case .eventReceived(let ev): log.log(.info, "broadcast \(ev.id) from \(ev.origin): \(ev.payload.count) bytes")
         case .refused(let error, let from): log.log(.debug, "refused a frame from \(from): \(error)")

@@ -11,6 +11,7 @@ import EquicastPosix
 public final class Daemon {
     let config: AgentConfig
     var log: Logger
+    var churnLog = ChurnLog()
     let node: Node
     let udp: UDPSocket
     let tcp: Listener

@@ -41,3 +41,52 @@ public struct Logger {
         if level <= self.level { printError(level.prefix + message()) }
     }
 }
+
+/// Membership changes as log lines, at most `linesMax` in any `window`: beyond that they are counted, and one
+/// line at the window's end says how many of each kind were not logged one by one. A fleet-wide event (a mass
+/// join, a site losing power) or a peer announcing members in bulk then costs a few lines, not one per member.
+struct ChurnLog {
+    enum Kind: Int {
+        case joined = 0
+        case suspect = 1
+        case failed = 2
+        case left = 3
+        case recovered = 4
+    }
+
+    static let window: UInt64 = 10_000
+    static let linesMax = 20
+    var windowStart: UInt64 = 0
+    var lines = 0
+    var held = [0, 0, 0, 0, 0]
+
+    /// Whether a change of `kind` gets its own line (call `flush` first); if not, it is counted for the summary.
+    mutating func admit(_ kind: Kind) -> Bool {
+        if lines < ChurnLog.linesMax {
+            lines += 1
+            return true
+        }
+        held[kind.rawValue] += 1
+        return false
+    }
+
+    /// Ends the window once it is over, returning the summary line if anything was held back.
+    mutating func flush(now: UInt64) -> (level: LogLevel, line: String)? {
+        guard now >= windowStart + ChurnLog.window else { return nil }
+        defer {
+            windowStart = now
+            lines = 0
+            held = [0, 0, 0, 0, 0]
+        }
+        let total = held.reduce(0, +)
+        guard total > 0 else { return nil }
+        let names = ["joined", "suspect", "failed", "left", "alive again"]
+        var parts: [String] = []
+        for (k, n) in held.enumerated() where n > 0 { parts.append("\(n) \(names[k])") }
+        return (
+            held[Kind.failed.rawValue] > 0 ? .warning : .info,
+            "membership: \(total) more changes in the last \((now - windowStart) / 1000) s, not logged one by one: "
+                + parts.joined(separator: ", ")
+        )
+    }
+}

@@ -1,4 +1,5 @@
 import EquicastCore
+import EquicastCrypto
 import Testing
 
 /// What one compromised device (it holds the fleet key) or a broken push can do to the fleet's releases, and
@@ -53,6 +54,49 @@ import Testing
         #expect(victim.incarnation == before, "the victim's incarnation moved to \(victim.incarnation)")
         #expect(victim.counters.claimsRefused > 0)
         #expect(fleet.converged(), "the fleet lost the victim")
+    }
+
+    /// Finding 3: one pull request carrying 1,000 made-up "alive" members filled every node's table, the
+    /// made-up ids took the ring places that make sure each node is watched, and a node really stopped was not
+    /// even suspected in 30 s. Now a pull request adds only its sender, gossip adds members not known before at
+    /// a bounded rate per sender, and a member takes a ring place only once it has answered a probe.
+    @Test func madeUpMembersDoNotHideARealFailure() throws {
+        let fleet = TestFleet(count: 8, seed: 18)
+        #expect(fleet.runUntil(deadline: 10_000) { fleet.converged() } != nil)
+        var adversary = Adversary()
+        var keys = DeterministicRandom(seed: 99)
+        let records = (0..<1_000).map { k in
+            GossipItem.member(
+                NodeIdentity(signingKey: try! Ed25519.SigningKey(seed: keys.bytes(32))).record(
+                    incarnation: 1, address: SocketAddress(ipv4: 192, 0, UInt8(k / 250), UInt8(k % 250 + 1), port: 7946)
+                ))
+        }
+        let real = Set(fleet.nodes.map { $0.id })
+        for i in fleet.nodes.indices {
+            let pull = adversary.frame(
+                Message(type: .syncRequest, digest: 0, items: records), sender: NodeID(rawValue: 0xBAD))
+            fleet.nodes[i].handleStreamFrame(pull, stream: .accepted(UInt64(9_000 + i)), now: fleet.now)
+            #expect(fleet.nodes[i].counters.introductionsRefused == 1_000, "node \(i)")
+            // The same members in gossip, from one made-up sender, then from eight.
+            for (k, start) in stride(from: 0, to: records.count, by: 6).enumerated() {
+                let sender = NodeID(rawValue: 0xBAD + UInt64(k < 100 ? 0 : k % 8))
+                adversary.gossip(
+                    Array(records[start..<min(start + 6, records.count)]), to: i, in: fleet, sender: sender)
+            }
+            let known = fleet.nodes[i].members.count - fleet.nodes.count
+            #expect(known <= 128 + 7 * 128, "node \(i) took in \(known) made-up members at once")
+        }
+        _ = fleet.runUntil(deadline: fleet.now + 3_000) { false }
+        for n in fleet.nodes {
+            #expect(Set(n.ringNeighbours).isSubset(of: real), "made-up members in the ring of \(n.id)")
+        }
+        fleet.crashed.insert(3)
+        let crashedAt = fleet.now
+        let detected = fleet.runUntil(deadline: fleet.now + 30_000) {
+            fleet.nodes.indices.allSatisfy { i in i == 3 || fleet.state(of: 3, seenBy: i) == .failed }
+        }
+        #expect(detected != nil, "the stopped node was not marked failed in 30 s")
+        if let detected { #expect(detected - crashedAt < 10_000, "marked failed after \(detected - crashedAt) ms") }
     }
 
     /// Finding 4: "B left" sent to one node made the fleet drop B for good. Only B can say it left now: a

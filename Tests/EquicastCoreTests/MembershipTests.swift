@@ -170,21 +170,30 @@ import Testing
 
     /// Loads `count` IPv4 members into a lone node through join-style sync requests (which it merges) and
     /// returns their ids.
+    /// Loads `count` made-up members into `node` as the replies to pulls it makes (a pull request may carry only
+    /// its sender's record, and gossip introduces new members at a bounded rate).
     static func loadMembers(_ node: Node, count: Int, sealer: FrameSealer, rng: inout DeterministicRandom) -> [NodeID] {
         var ids: [NodeID] = []
         var sequence: UInt64 = 1
+        while node.pollTransmit() != nil {}
         while ids.count < count {
+            node.handleCommand(.join([SocketAddress(ipv4: 10, 0, 0, 250, port: 7946)]), now: 10)
+            var pull: UInt64?
+            while let t = node.pollTransmit() {
+                if case .streamOpen(let sid, _, _) = t { pull = sid }
+            }
+            guard let sid = pull else { break }
             var items: [GossipItem] = []
-            for _ in 0..<min(2_000, count - ids.count) {
+            for _ in 0..<min(1_000, count - ids.count) {
                 ids.append(NodeID(rawValue: rng.next()))
                 let address = SocketAddress(bytes: rng.bytes(4), port: 7946)!
                 items.append(
                     .member(NodeIdentity(simulated: ids.last!).record(incarnation: 1, address: address)))
             }
-            let request = Message(type: .syncRequest, digest: 0, items: items).encode()
+            let reply = Message(type: .syncResponse, digest: 0, items: items).encode()
             node.handleStreamFrame(
-                sealer.seal(request, messageClass: .control, sequence: sequence, nonce: rng.bytes(24)),
-                stream: .accepted(sequence), now: 10)
+                sealer.seal(reply, messageClass: .control, sequence: sequence, nonce: rng.bytes(24)),
+                stream: .outgoing(sid), now: 10)
             sequence += 1
         }
         while node.pollTransmit() != nil {}
@@ -225,18 +234,18 @@ import Testing
         _ = try? tell(node, member, is: .failed, sealer: sealer, sequence: sequence, rng: &rng, now: now)
     }
 
-    /// Tells `node`, in a sync request from `sealer`'s member, that `member` is in `state`; returns whom the node
-    /// pinged in response.
+    /// Tells `node`, in a gossip datagram from `sealer`'s member, that `member` is in `state`; returns whom the
+    /// node pinged in response.
     static func tell(
         _ node: Node, _ member: NodeID, is state: MemberState, sealer: FrameSealer, sequence: UInt64,
         rng: inout DeterministicRandom, now: UInt64
     ) throws -> [NodeID] {
         let news = NodeIdentity(simulated: member).record(
             state, incarnation: 1, address: node.member(member)!.address, reporter: sealer.sender)
-        let request = Message(type: .syncRequest, digest: 0, items: [.member(news)]).encode()
-        node.handleStreamFrame(
-            sealer.seal(request, messageClass: .control, sequence: sequence, nonce: rng.bytes(24)),
-            stream: .accepted(sequence), now: now)
+        let gossip = Message(type: .gossip, digest: 0, items: [.member(news)]).encode()
+        node.handleDatagram(
+            sealer.seal(gossip, messageClass: .control, sequence: sequence, nonce: rng.bytes(24)),
+            from: SocketAddress(ipv4: 10, 0, 0, 250, port: 7946), now: now)
         var opener = FrameOpener(keyring: TestFleet.keyring, requireEncryption: true, senderCapacity: 4)
         var pinged: [NodeID] = []
         while let t = node.pollTransmit() {
@@ -497,35 +506,44 @@ import Testing
         }
         // A full cycle: every neighbour has had its probe.
         for _ in 0..<6 { _ = try nextProbe() }
+        // The neighbours among all present members: one that has not answered a probe yet is probed before it
+        // takes its place in the ring.
+        func nearest() -> [NodeID] {
+            let others = node.members.filter { $0.state.isPresent && $0.id != node.id }.map { $0.id }
+            return PeerSelection.ringNeighbours(selfID: node.id, sortedIDs: others.sorted(), perSide: 2)
+        }
         var sequence: UInt64 = 1000
         for round in 0..<3 {
-            let ring = node.ringNeighbours
+            let ring = nearest()
             let gone = ring[round % ring.count]
             sequence += 1
             MembershipTests.tellFailed(node, gone, sealer: sealer, sequence: sequence, rng: &rng, now: now)
-            let fresh = node.ringNeighbours.filter { !ring.contains($0) }
+            let fresh = nearest().filter { !ring.contains($0) }
             try #require(fresh.count == 1, "round \(round)")
             #expect(try nextProbe() == fresh[0], "round \(round)")
+            #expect(node.ringNeighbours.contains(fresh[0]), "round \(round)")
         }
     }
 
-    /// Runs `node`'s timers up to its next probe and returns the probe's target. `answer`: the target acks, so
-    /// that it stays alive in the node's view (unanswered probes make it suspect).
+    /// Runs `node`'s timers up to its next probe and returns the probe's target (the first, when one wake-up
+    /// sends several). `answer`: every target acks, so that it stays alive in the node's view (unanswered probes
+    /// make it suspect).
     static func nextProbe(_ node: Node, opener: inout FrameOpener, now: inout UInt64, answer: Bool = false) throws
         -> NodeID?
     {
         for _ in 0..<20 {
             now = max(now, node.pollTimeout())
             node.handleTimeout(now: now)
-            var ping: Message?
+            var pings: [Message] = []
             while let t = node.pollTransmit() {
                 guard case .datagram(_, let bytes) = t else { continue }
                 let m = try Message.decode(
                     try opener.open(bytes, transport: .datagram).payload, itemsMax: Message.datagramItemsMax)
-                if m.type == .ping { ping = m }
+                if m.type == .ping { pings.append(m) }
             }
-            guard let ping else { continue }
-            if answer, let address = node.member(ping.target)?.address {
+            guard let first = pings.first else { continue }
+            for ping in pings where answer {
+                guard let address = node.member(ping.target)?.address else { continue }
                 let ack = Message(type: .ack, digest: node.digest, probeID: ping.probeID).encode()
                 var nonces = DeterministicRandom(seed: now ^ ping.target.rawValue)
                 let sealer = FrameSealer(sender: ping.target, keyring: TestFleet.keyring, encryptionEnabled: true)
@@ -534,7 +552,7 @@ import Testing
                     now: now)
                 while node.pollTransmit() != nil {}
             }
-            return ping.target
+            return first.target
         }
         return nil
     }

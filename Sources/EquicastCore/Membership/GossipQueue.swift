@@ -246,8 +246,12 @@ struct GossipQueue {
     /// Takes items for one packet: at most `byteBudget` encoded bytes and `itemsMax` items, least-sent then
     /// newest first; the item about `priority` (the packet's destination) goes first, so a suspected member
     /// hears of its suspicion from the next packet it receives. Each taken item's count rises; items sent
-    /// `limit` times are dropped.
-    mutating func take(byteBudget: Int, itemsMax: Int, limit: Int, priority: NodeID?) -> [GossipItem] {
+    /// `limit` times are dropped. `unsentOnly`: only items not sent before (a further packet to the same
+    /// destination in one round: it must not spend the first packet's items on it again, and items already on
+    /// their way are better left to the next rounds' other destinations).
+    mutating func take(
+        byteBudget: Int, itemsMax: Int, limit: Int, priority: NodeID?, unsentOnly: Bool = false
+    ) -> [GossipItem] {
         if count == 0 || byteBudget <= 0 || itemsMax <= 0 { return [] }
         takes &+= 1
         var out: [GossipItem] = []
@@ -260,7 +264,8 @@ struct GossipQueue {
             used = entries[at].item.encodedByteCount
         }
         var level = 0
-        while level < levels.count && out.count < itemsMax && used < byteBudget {
+        let levelEnd = unsentOnly ? min(1, levels.count) : levels.count
+        while level < levelEnd && out.count < itemsMax && used < byteBudget {
             if liveInLevel[level] == 0 {
                 // Storage is released, not kept: a 10,000-node simulation holds one queue per node, and a
                 // level that once held a burst of news would otherwise keep that burst's storage for good.

@@ -152,6 +152,9 @@ struct MemberTable {
         var stateChangedAt: UInt64 = 0
         var lastHeard: UInt64 = 0
         var state: UInt8 = Row.unknown
+        /// True once the member has answered a probe from this node (see `Membership.ring`); kept for as long
+        /// as the row is.
+        var answered = false
         /// Index in the node's list of present members; -1 when not present.
         var presentPosition: Int32 = -1
     }
@@ -292,7 +295,7 @@ struct MemberTable {
         }
         rows[s] = Row(
             incarnation: m.incarnation, stateChangedAt: m.stateChangedAt, lastHeard: m.lastHeard,
-            state: m.state.rawValue, presentPosition: rows[s].presentPosition)
+            state: m.state.rawValue, answered: rows[s].answered, presentPosition: rows[s].presentPosition)
         if directory.isShared {
             if m.address == directory.addresses[s] {
                 if !movedAddresses.isEmpty { movedAddresses[UInt32(s)] = nil }
@@ -448,6 +451,16 @@ struct MemberTable {
 
     mutating func setLastHeard(_ id: NodeID, _ now: UInt64) {
         if let s = knownSlot(id) { rows[s].lastHeard = now }
+    }
+
+    /// Whether the member has answered a probe from this node.
+    func hasAnswered(_ id: NodeID) -> Bool { knownSlot(id).map { rows[$0].answered } ?? false }
+
+    /// Notes that the member answered a probe; true if it had not before.
+    mutating func setAnswered(_ id: NodeID) -> Bool {
+        guard let s = knownSlot(id), !rows[s].answered else { return false }
+        rows[s].answered = true
+        return true
     }
 
     /// The member's index in the node's present list, if it is there.

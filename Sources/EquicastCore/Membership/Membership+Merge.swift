@@ -127,7 +127,8 @@ extension Membership {
     mutating func addPresent(_ member: NodeID, incarnation: UInt64, positioned: Bool = false) {
         if !positioned { table.setPresentPosition(member, present.count) }
         present.append(member)
-        ring.add(member)
+        candidates.add(member)
+        if table.hasAnswered(member) { ring.add(member) }
         addToDigest(member, incarnation)
     }
 
@@ -139,6 +140,7 @@ extension Membership {
         present.removeLast()
         table.setPresentPosition(member, nil)
         ring.remove(member)
+        candidates.remove(member)
         removeFromDigest(member, incarnation)
     }
 

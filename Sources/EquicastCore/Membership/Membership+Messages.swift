@@ -5,10 +5,11 @@ extension Membership {
     }
 
     /// A gossiped member change or broadcast event (releases and statuses go to dissemination).
-    mutating func absorb(_ item: GossipItem, now: UInt64, ctx: inout NodeContext) {
+    mutating func absorb(_ item: GossipItem, from sender: NodeID, now: UInt64, ctx: inout NodeContext) {
         switch item {
         case .member(let u):
             ctx.counters.gossipRecordsReceived += 1
+            guard mayIntroduce(u, from: sender, now: now, ctx: &ctx) else { return }
             if apply(u, now: now, ctx: &ctx) {
                 ctx.counters.gossipRecordsApplied += 1
                 enqueueNews(item, now: now, timers: &ctx.timers)
@@ -39,6 +40,9 @@ extension Membership {
         case .ack:
             if let probe = probes.removeValue(forKey: message.probeID) {
                 heard(probe.target, now: now)
+                if table.setAnswered(probe.target), table.presentPosition(probe.target) != nil {
+                    ring.add(probe.target)
+                }
             } else if let f = forwarded.removeValue(forKey: message.probeID) {
                 send(
                     Message(type: .ack, digest: digest, probeID: f.requesterProbeID), to: nil, address: f.requester,
@@ -64,7 +68,10 @@ extension Membership {
     ) {
         switch (message.type, stream) {
         case (.syncRequest, .accepted(let connection)):
-            merge(message.items, from: sender, now: now, ctx: &ctx)
+            // A pull carries the requester's own record; anything else in it is no honest peer's.
+            let own = message.items.filter { if case .member(let u) = $0 { u.id == sender } else { false } }
+            ctx.counters.introductionsRefused += UInt64(message.items.count - own.count)
+            merge(Array(own.prefix(1)), from: sender, now: now, ctx: &ctx)
             ctx.counters.syncsServed += 1
             let items: [GossipItem]
             if message.bucketDigests.isEmpty {
@@ -112,6 +119,28 @@ extension Membership {
             mismatchPeer = present[ctx.rng.below(present.count)]
             nextSyncAllowed = now + config.gossipInterval / 2
         }
+    }
+
+    /// Whether gossip from `sender` may add `u` to the view: always for a member already known or for the
+    /// sender's own record; otherwise within `introductionsPerSenderMax` a second from one sender and
+    /// `introductionsMax` from all, so that one peer announcing made-up members in bulk fills no table. What
+    /// is refused here is not lost: a real member's record reaches this node again by a pull, which this node
+    /// asks for.
+    mutating func mayIntroduce(_ u: MemberUpdate, from sender: NodeID, now: UInt64, ctx: inout NodeContext) -> Bool {
+        if u.id == sender || u.id == id || table.stateAndIncarnation(u.id) != nil { return true }
+        if now >= introductions.windowEnds {
+            introductions = Introductions(windowEnds: now + 1000)
+        }
+        let bySender = introductions.bySender[sender] ?? 0
+        guard bySender < Membership.introductionsPerSenderMax, introductions.total < Membership.introductionsMax,
+            introductions.bySender.count < Membership.introducersMax || bySender > 0
+        else {
+            ctx.counters.introductionsRefused += 1
+            return false
+        }
+        introductions.bySender[sender] = bySender + 1
+        introductions.total += 1
+        return true
     }
 
     /// Where the pull on stream `sid` went, while it is in flight.

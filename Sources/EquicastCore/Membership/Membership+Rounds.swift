@@ -81,14 +81,29 @@ extension Membership {
         probe(target, now: now, ctx: &ctx)
     }
 
-    mutating func probe(_ target: NodeID, now: UInt64, ctx: inout NodeContext) {
+    /// `bare`: the ping carries no gossip (a ring candidate's probe: the candidates are the ring neighbours'
+    /// neighbours, and news spent on them would not go far).
+    mutating func probe(_ target: NodeID, bare: Bool = false, now: UInt64, ctx: inout NodeContext) {
         guard let m = table[target] else { return }
         let pid = takeProbeID()
         probes[pid] = Probe(target: target, indirect: false, deadline: now + config.probeTimeout)
         ctx.counters.probesSent += 1
         send(
             Message(type: .ping, digest: digest, probeID: pid, target: target), to: target, address: m.address,
-            ctx: &ctx)
+            bare: bare, ctx: &ctx)
+    }
+
+    /// Probes the nearest present members that would be ring neighbours but have not answered a probe from this
+    /// node yet (at most a ring's worth, none twice at once), at each gossip round: a real member answers and
+    /// takes its place in the ring within a round trip; one that does not is suspected like any other and,
+    /// unless it refutes, fails, and the members beyond it are tried.
+    mutating func probeRingCandidates(now: UInt64, ctx: inout NodeContext) {
+        if candidates.needsRescan { candidates.rescan(present) }
+        // Suspects are passed over for the members beyond them: they are being probed already.
+        let nearest = candidates.watched { table.stateAndIncarnation($0)?.state == .suspect }
+        for c in nearest where !table.hasAnswered(c) && !probes.values.contains(where: { $0.target == c }) {
+            probe(c, bare: true, now: now, ctx: &ctx)
+        }
     }
 
     /// A member that watches `member` (it would be among the watched neighbours if it were not suspect) checks a
@@ -145,6 +160,7 @@ extension Membership {
             if queue.isEmpty { queue.enqueue(.member(selfUpdate)) }
         }
         maybeSync(now: now, ctx: &ctx)
+        if !isLeaving { probeRingCandidates(now: now, ctx: &ctx) }
         guard !queue.isEmpty, !present.isEmpty else { return }
         // Rendezvous picks first: each change goes out only `retransmitLimit` times, and the far-reaching random
         // hops are what make spread O(log N); the ring neighbours, which mostly tell each other, come after.
@@ -153,11 +169,14 @@ extension Membership {
         for target in targets {
             guard let m = table[target], !queue.isEmpty else { break }
             send(Message(type: .gossip, digest: digest), to: target, address: m.address, ctx: &ctx)
-            // A burst of news (a mass join) that one datagram per target would leave waiting goes out in more.
+            // A burst of news (a mass join) that one datagram per target would leave waiting goes out in more,
+            // each with news not sent before.
             var extra = 1
             while extra < Membership.gossipDatagramsPerTargetMax && queue.unsentCount > 0 {
                 extra += 1
-                send(Message(type: .gossip, digest: digest), to: target, address: m.address, ctx: &ctx)
+                send(
+                    Message(type: .gossip, digest: digest), to: target, address: m.address, unsentOnly: true,
+                    ctx: &ctx)
             }
         }
     }

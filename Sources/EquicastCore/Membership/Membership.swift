@@ -19,7 +19,14 @@ struct Membership {
     // Members: a table, a list for O(1) random picks, and the incrementally kept ring and digests.
     var table: MemberTable
     var present: [NodeID] = []  // alive and suspect members, self excluded
+    /// The ring neighbours among the present members that have answered a probe from this node: the members
+    /// this node watches and gossips to every round. A member learned from others takes a place here only
+    /// once it has answered, so members that exist only in someone's claims (a fleet-key holder announcing a
+    /// thousand made-up ids) cannot crowd out the real neighbours whose failures this node must detect.
     var ring: RingTracker
+    /// The same over every present member: the nearest that have not answered yet are probed first
+    /// (`probeRingCandidates`), and take their place in `ring` when they answer.
+    var candidates: RingTracker
     /// The view digest: the wrapping sum of `digestTerm` over self and the present members.
     var digest: UInt64 = 0
     /// The same sum per finest id range (the top 12 bits of the id), and the present members in each: a pull
@@ -89,6 +96,15 @@ struct Membership {
         let deadline: UInt64
     }
 
+    /// Members that gossip introduced (news of members not known before) in the current one-second window, by
+    /// sender and in all (see `mayIntroduce`).
+    struct Introductions {
+        var windowEnds: UInt64 = 0
+        var bySender: [NodeID: Int] = [:]
+        var total = 0
+    }
+    var introductions = Introductions()
+
     struct PendingSync {
         let peer: SocketAddress
         let startedAt: UInt64
@@ -116,6 +132,13 @@ struct Membership {
     /// Gossip datagrams a round may send one target while news is waiting that has not gone out at all. One
     /// datagram holds 8 signed member records; during a mass join one per target leaves news queued for rounds.
     static let gossipDatagramsPerTargetMax = 4
+
+    /// New members gossip may introduce a second, from one sender and from all, and the senders counted
+    /// (`mayIntroduce`). A sender whose ring neighbours and fanout include this node sends it at most about 160
+    /// records a second during a mass join; pulls bring what these leave out.
+    static let introductionsPerSenderMax = 128
+    static let introductionsMax = 1024
+    static let introducersMax = 256
 
     /// Members a pull must add to the view for the next pull to list fingerprints (see `pullWithFingerprints`).
     static let fingerprintPullGain = 32
@@ -145,6 +168,7 @@ struct Membership {
         self.table = MemberTable(
             directory: directory ?? MemberDirectory(shared: false, salt: salt), scheme: identity.scheme)
         self.ring = RingTracker(selfID: id, perSide: max(1, config.ringSize / 2))
+        self.candidates = ring
         self.queue = GossipQueue(capacity: config.gossipQueueCapacity, salt: ~salt)
         self.seeds = seeds.filter { $0 != address }
         timers[.gossip] = now + config.gossipInterval
@@ -165,15 +189,18 @@ struct Membership {
     var presentCount: Int { present.count }
     var ringNeighbours: [NodeID] {
         mutating get {
-            if ring.needsRescan { ring.rescan(present) }
+            rescanRing()
             return ring.neighbours
         }
     }
     /// The members this node probes in turn: its ring neighbours, with suspects passed over for the members
     /// beyond them (`RingTracker.watched`). `except`: a member counted as not suspect.
     mutating func watchedNeighbours(except: NodeID? = nil) -> [NodeID] {
-        if ring.needsRescan { ring.rescan(present) }
+        rescanRing()
         return ring.watched { $0 != except && table.stateAndIncarnation($0)?.state == .suspect }
+    }
+    private mutating func rescanRing() {
+        if ring.needsRescan { ring.rescan(present.filter { table.hasAnswered($0) }) }
     }
     /// True once a leave has been announced and its gossip rounds are done.
     var leaveComplete: Bool { isLeaving && leaveRoundsLeft == 0 }
@@ -233,14 +260,21 @@ struct Membership {
 
     // MARK: sending
 
-    /// Sends a datagram with as many piggybacked changes as fit; changes about `to` first.
-    mutating func send(_ message: Message, to member: NodeID?, address: SocketAddress, ctx: inout NodeContext) {
+    /// Sends a datagram with as many piggybacked changes as fit; changes about `to` first. `unsentOnly`: only
+    /// changes not sent before (a further datagram to the same member in one gossip round). `bare`: none.
+    mutating func send(
+        _ message: Message, to member: NodeID?, address: SocketAddress, unsentOnly: Bool = false, bare: Bool = false,
+        ctx: inout NodeContext
+    ) {
         var m = message
         let budget =
             FrameLimits.datagramPayloadBudget - m.headerByteCount - m.items.reduce(0) { $0 + $1.encodedByteCount }
-        m.items += queue.take(
-            byteBudget: budget, itemsMax: Message.datagramItemsMax - m.items.count,
-            limit: config.retransmitLimit(memberCount: present.count + 1), priority: member)
+        if !bare {
+            m.items += queue.take(
+                byteBudget: budget, itemsMax: Message.datagramItemsMax - m.items.count,
+                limit: config.retransmitLimit(memberCount: present.count + 1), priority: unsentOnly ? nil : member,
+                unsentOnly: unsentOnly)
+        }
         ctx.transmits.append(.datagram(to: address, bytes: ctx.seal(m, on: .datagram, to: member)))
     }
 

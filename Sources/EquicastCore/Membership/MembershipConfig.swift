@@ -119,6 +119,9 @@ public struct NodeCounters: Equatable, Sendable {
     /// Membership claims refused as impossible from an honest peer (about this node at an incarnation it never
     /// had).
     public var claimsRefused: UInt64 = 0
+    /// Members not yet known that gossip or a pull request tried to add beyond what one peer may introduce
+    /// (`Membership.mayIntroduce`; a pull request may carry only its sender's record).
+    public var introductionsRefused: UInt64 = 0
     /// Members' signatures checked (records that were news), and records or statuses refused because their
     /// signature was missing, invalid or by a key that does not stand for the node they name.
     public var signaturesChecked: UInt64 = 0

@@ -209,7 +209,7 @@ public final class Node {
     func absorb(_ item: GossipItem, from sender: NodeID, now: UInt64) {
         switch item {
         case .member, .event:
-            membership.absorb(item, now: now, ctx: &context)
+            membership.absorb(item, from: sender, now: now, ctx: &context)
         case .release(let a):
             dissemination.heardAdvert(a, from: sender, now: now, members: &membership, ctx: &context)
         case .status(let st):
