@@ -35,6 +35,25 @@ import Testing
         }
     }
 
+    /// Found by bench/fuzz.sh (message target): a push reply whose reason is not UTF-8 decoded to replacement
+    /// characters, which took more than the reason's 200 bytes when sent on, so the reason a node showed was
+    /// not the one it would send. Now the decoded reason is cut at a character boundary to what it would send.
+    @Test func aReasonThatIsNotUTF8RoundTrips() throws {
+        let finding: [UInt8] =
+            [8, 1, 0, 0x5c, 0x5c, 0x5c, 0x5c, 0x5c, 0x5c, 0x5c] + [UInt8](repeating: 0xff, count: 6)
+            + [0x07, 0xd6, 0x62, 0x21, 0x41, 0x3f, 0xf6, 0x8a, 0x9e, 0xe3, 0x5d] + [UInt8](repeating: 0xff, count: 26)
+            + [0x04, 0x25] + [UInt8](repeating: 0xff, count: 13) + [0x07, 0xd6, 0x62, 0x21, 0x41, 0x41, 0xf6, 0x8a]
+            + [0x9e, 0xe3, 0x5d] + [UInt8](repeating: 0xff, count: 13) + [0x5c, 0x02, 0xee, 0x80, 0x00, 0x00]
+        let m = try TransferMessage.decode(finding)
+        #expect(m.type == .pushReply && m.pushResult == .refused)
+        #expect(m.reason.utf8.count <= TransferMessage.reasonByteCountMax)
+        #expect(try TransferMessage.decode(m.encode()) == m)
+        // A long reason in many-byte characters is cut between characters, never inside one.
+        let long = TransferMessage(type: .pushReply, pushResult: .refused, reason: String(repeating: "é", count: 150))
+        let sent = try TransferMessage.decode(long.encode())
+        #expect(sent.reason == String(repeating: "é", count: 100))
+    }
+
     /// Every truncation and every extra byte of every message is refused with an error, never a trap.
     @Test func truncatedAndPaddedMessagesAreRefused() {
         for m in TransferMessageTests.samples {

@@ -82,6 +82,17 @@ public struct TransferMessage: Equatable, Sendable {
     /// Bytes before a reply's payload: type, release id, index, payload length.
     static let replyHeaderByteCount = 1 + 32 + 2 + 4
     public static let reasonByteCountMax = 200
+
+    /// A reason's UTF-8, cut to `reasonByteCountMax` bytes at a character boundary.
+    static func reasonBytes(_ reason: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for scalar in reason.unicodeScalars {
+            let utf8 = Array(String(scalar).utf8)
+            if bytes.count + utf8.count > reasonByteCountMax { break }
+            bytes += utf8
+        }
+        return bytes
+    }
     /// Statuses one reply carries: what fits a stream frame.
     public static let statusesMax = (FrameLimits.streamPayloadBudget - 128) / NodeStatus.encodedByteCount
 
@@ -117,7 +128,7 @@ public struct TransferMessage: Equatable, Sendable {
             w.write(payload)
         case .pushReply:
             w.write(pushResult.rawValue)
-            w.writeLengthPrefixed(Array(reason.utf8.prefix(TransferMessage.reasonByteCountMax)))
+            w.writeLengthPrefixed(TransferMessage.reasonBytes(reason))
             let h = haves ?? ChunkBitfield(count: 0)
             w.write(UInt16(h.count))
             w.write(h.bytes)
@@ -177,7 +188,9 @@ public struct TransferMessage: Equatable, Sendable {
             }
             m.pushResult = result
             let reason = try r.readLengthPrefixed("reason", limit: reasonByteCountMax)
-            m.reason = String(decoding: reason, as: UTF8.self)
+            // Bytes that are not UTF-8 become replacement characters, which take more bytes: cut again, so that
+            // the reason a node shows is the one it would send on.
+            m.reason = String(decoding: TransferMessage.reasonBytes(String(decoding: reason, as: UTF8.self)), as: UTF8.self)
             let count = Int(try r.readUInt16("chunk count"))
             guard count <= ReleaseManifest.chunksMax else {
                 throw .invalidValue(field: "chunk count", value: UInt64(count))
