@@ -41,6 +41,10 @@ extension Simulator {
     }
 
     func checkConvergence() {
+        if options.scenario == .adversary {
+            sampleAdversaryRun()
+            return
+        }
         if faultPhaseOver && convergedAt == nil && convergedCount == liveCount { convergedAt = now / 1000 }
     }
 
@@ -55,6 +59,10 @@ extension Simulator {
         network.sampleDatagrams = 0
         network.sampleBytes = 0
         sampleSyncs = 0
+        if options.scenario == .adversary {
+            sampleAdversaryRun()
+            return
+        }
         if faultPhaseOver && convergedAt == nil && converged == liveCount { convergedAt = now / 1000 }
     }
 

@@ -12,6 +12,9 @@ public enum Scenario: String, CaseIterable, Sendable {
     case churn
     /// After the join, a signed release is handed to node 0; every node must verify it.
     case rollout
+    /// After the join, a fraction of the nodes (default 5%) also send hostile messages, for the rest of the
+    /// fault phase (default 60 s); meanwhile a fraction of the honest nodes (default 10%) crash.
+    case adversary
 }
 
 /// The simulated network. Times are microseconds (the simulator's tick).
@@ -68,6 +71,13 @@ public struct SimOptions: Equatable, Sendable {
     /// rollout: the image's size (random bytes, so compressed chunks are as big) and when node 0 gets it (ms).
     public var releaseBytes: Int
     public var rolloutAt: UInt64
+    /// adversary: the fraction of hostile nodes, the hostile messages each sends per gossip interval, and when
+    /// they start (ms); they stop when the fault phase ends.
+    public var adversaryFraction: Double
+    public var adversaryRate: Int
+    public var attackAt: UInt64
+    /// adversary: the kinds of hostile message sent (indices into `Simulator.attackNames`), each as likely.
+    public var attacks: [Int] = Array(0..<9)
 
     /// Defaults for an explicit run: a clean LAN, the agent's default membership settings.
     public init(seed: UInt64, scenario: Scenario, nodeCount: Int) {
@@ -91,7 +101,24 @@ public struct SimOptions: Equatable, Sendable {
         clockDriftPPM = 0
         releaseBytes = 4 << 20
         rolloutAt = 5_000
+        adversaryFraction = 0.05
+        adversaryRate = 20
+        attackAt = 5_000
         if scenario == .rollout { fitRollout() }
+        if scenario == .adversary {
+            faultPhase = 60_000
+            crashFraction = 0.1
+            crashAt = 20_000
+        }
+    }
+
+    /// adversary: how long after a crash every survivor must have marked the crashed nodes failed. A crashed
+    /// node's ring neighbours probe it within RingSize + 1 probe periods; a direct and an indirect probe time
+    /// out; the longest suspicion (HeartbeatTimeout) runs out; then the verdict spreads in about ten gossip
+    /// rounds.
+    public var detectionBound: UInt64 {
+        UInt64(membership.ringSize + 1) * membership.probeInterval + 2 * membership.probeTimeout
+            + membership.heartbeatTimeout + 10 * membership.gossipInterval
     }
 
     /// rollout: the fault phase ends when node 0 gets the release, and every node must then verify it within
@@ -108,7 +135,7 @@ public struct SimOptions: Equatable, Sendable {
     /// then is declaring a live node failed a safety violation.
     public var networkIsPerfect: Bool {
         network.lossProbability == 0 && slowFraction == 0
-            && (scenario != .partition || partitionFraction == 0) && scenario != .churn
+            && (scenario != .partition || partitionFraction == 0) && scenario != .churn && scenario != .adversary
     }
 
     /// The options line printed before a run.
@@ -126,6 +153,10 @@ public struct SimOptions: Equatable, Sendable {
             s += partitionOneWay ? " one_way" : " symmetric"
         case .churn: s += " churn_per_s=\(formatFraction(churnRate))"
         case .rollout: s += " release_bytes=\(releaseBytes) rollout_at_ms=\(rolloutAt)"
+        case .adversary:
+            s += " adversaries=\(formatFraction(adversaryFraction))x\(adversaryRate)@\(attackAt)ms"
+            s += " attacks=" + attacks.map { Simulator.attackNames[$0] }.joined(separator: ",")
+            s += " crash=\(formatFraction(crashFraction))@\(crashAt)ms detection_bound_ms=\(detectionBound)"
         }
         s += " slow=\(formatFraction(slowFraction))x\(slowDelay)ms drift_ppm=\(clockDriftPPM)"
         s += " gossip_ms=\(membership.gossipInterval) probe_ms=\(membership.probeInterval)"
@@ -151,6 +182,8 @@ public struct SimOverrides: Equatable, Sendable {
     public var releaseBytes: Int?
     /// rollout: when node 0 gets the release, ms.
     public var rolloutAt: UInt64?
+    /// adversary: the fraction of hostile nodes.
+    public var adversaryFraction: Double?
     /// Keep the network clean (no loss, duplication, slow nodes or drift) unless set explicitly: for measuring.
     public var clean = false
 
@@ -207,6 +240,13 @@ extension SimOptions {
             o.releaseBytes = pick(overrides.releaseBytes) { [64 << 10, 256 << 10, 1 << 20][rng.below(3)] }
             o.rolloutAt = pick(overrides.rolloutAt) { 2_000 + o.joinSpread + UInt64(rng.below(3_000)) }
             o.fitRollout()
+        }
+        if scenario == .adversary {  // drawn last too
+            o.adversaryFraction = overrides.adversaryFraction ?? 0.05
+            o.crashFraction = overrides.crashFraction ?? 0.1
+            o.faultPhase = overrides.faultPhase ?? 60_000
+            o.attackAt = min(o.faultPhase, UInt64(3_000 + rng.below(3_000)))
+            o.crashAt = min(o.faultPhase, o.attackAt + UInt64(10_000 + rng.below(20_000)))
         }
         return o
     }

@@ -25,6 +25,11 @@ public enum SimPlot {
         let o = report.options
         switch o.scenario {
         case .crash: return [(Double(o.crashAt) / 1000, "crash")]
+        case .adversary:
+            return [
+                (Double(o.attackAt) / 1000, "attack"), (Double(o.crashAt) / 1000, "crash"),
+                (Double(o.faultPhase) / 1000, "attack stops"),
+            ]
         case .partition:
             return [(Double(o.partitionAt) / 1000, "partition"), (Double(o.partitionHealAt) / 1000, "heal")]
         case .churn: return [(Double(o.faultPhase) / 1000, "faults stop")]

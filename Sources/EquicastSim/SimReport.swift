@@ -21,6 +21,12 @@ public struct SimReport: Sendable {
     public let eventsHandled: UInt64
     public let simulatedMilliseconds: UInt64
     public let rollout: SimRolloutResult?
+    /// adversary: hostile messages sent, by kind (`Simulator.hostileKindNames`).
+    public let hostileSent: [UInt64]
+    /// adversary: present members that are no node of the fleet, over all live nodes, when the views came right.
+    public let madeUpMembersAtEnd: Double?
+    /// adversary, when the views never came right: how some of them were wrong at the end.
+    public let viewErrors: [String]
 
     public init(simulator sim: Simulator, outcome: SimOutcome) {
         let o = sim.options
@@ -34,7 +40,7 @@ public struct SimReport: Sendable {
                 $0.milliseconds > o.joinSpread && $0.liveNodes == o.nodeCount && $0.convergedFraction == 1
             }?.milliseconds
         switch o.scenario {
-        case .crash: faultAt = o.crashAt
+        case .crash, .adversary: faultAt = o.crashAt
         case .partition: faultAt = o.partitionHealAt
         case .join, .churn, .rollout: faultAt = nil
         }
@@ -50,6 +56,9 @@ public struct SimReport: Sendable {
         eventsHandled = sim.eventsHandled
         simulatedMilliseconds = sim.now / 1000
         rollout = sim.rolloutResult
+        hostileSent = sim.hostileSent
+        madeUpMembersAtEnd = sim.madeUpMembersAtEnd
+        viewErrors = o.scenario == .adversary && sim.livenessConvergedAt == nil ? sim.honestViewErrors(limit: 8) : []
     }
 
     var gossipInterval: Double { Double(options.membership.gossipInterval) }
@@ -96,6 +105,29 @@ public struct SimReport: Sendable {
             if let r = rollout {
                 lines.append(rolloutLine(r))
                 if !r.behind.isEmpty { lines.append("not verified at the end: " + r.behind.joined(separator: "; ")) }
+            }
+        case .adversary:
+            let hostile = options.adversaryFraction * Double(n)
+            let sent = hostileSent.enumerated().filter { $0.element > 0 }.map {
+                "\($0.element) \(Simulator.hostileKindNames[$0.offset])"
+            }
+            lines.append(
+                "adversaries: \(Int(hostile.rounded())) of \(n) sent \(hostileSent.reduce(0, +)) hostile messages from "
+                    + "\(seconds(options.attackAt)) to \(seconds(options.faultPhase)) s: "
+                    + sent.joined(separator: ", "))
+            let crashed = Int((Double(n) * options.crashFraction).rounded())
+            let detected =
+                crashDetected.map {
+                    "every survivor has marked all of them failed at \(seconds($0 / 1000)) s, "
+                        + "\(seconds($0 / 1000 - options.crashAt)) s after the crash (bound "
+                        + "\(seconds(options.detectionBound)) s)"
+                } ?? "the survivors never all marked them failed"
+            lines.append("crash: \(crashed) honest nodes crashed at \(seconds(options.crashAt)) s; \(detected)")
+            for e in viewErrors { lines.append("wrong view at the end: \(e)") }
+            if let held = madeUpMembersAtEnd {
+                lines.append(
+                    "views: every live honest node right about every honest node at \(seconds(livenessConverged ?? 0)) s; "
+                        + "\(oneDecimal(held)) made-up members present per honest node then")
             }
         case .churn, .join:
             break

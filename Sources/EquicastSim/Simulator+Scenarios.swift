@@ -14,6 +14,8 @@ extension Simulator {
         switch o.scenario {
         case .join:
             break
+        case .adversary:
+            scheduleAttack()
         case .rollout:
             queue.push(.fault(.rolloutStart), at: ms(o.rolloutAt))
         case .crash:
@@ -88,6 +90,8 @@ extension Simulator {
             network.partition(pickNodes(fraction: options.partitionFraction), oneWay: oneWay)
         case .heal:
             network.heal()
+        case .attack:
+            attack()
         case .endFaultPhase:
             faultPhaseOver = true
             network.partitionOn = false

@@ -55,6 +55,7 @@ public final class Simulator {
         case rolloutStart
         case partition(oneWay: Bool)
         case heal
+        case attack
         case endFaultPhase
     }
 
@@ -104,7 +105,7 @@ public final class Simulator {
     /// (µs) every survivor had marked every one of them failed, exact rather than at a sample.
     var crashVictims = 0
     var failedVerdicts = 0
-    public private(set) var crashDetectedAt: UInt64?
+    public internal(set) var crashDetectedAt: UInt64?
     var sampleSyncs: UInt64 = 0
     /// Truth: the sum of digest terms over live nodes, kept as nodes start, stop and change incarnation.
     var truthDigest: UInt64 = 0
@@ -120,6 +121,15 @@ public final class Simulator {
     public private(set) var syncsStarted: UInt64 = 0
     /// Member records received and applied by nodes that have stopped (see `recordCounts`).
     var stoppedRecords = SimRecordCounts()
+    /// adversary: the hostile nodes, what they sent by kind, honest datagrams kept for replaying, and the
+    /// streams they opened (Simulator+Adversaries.swift).
+    var adversarySlots: [Int] = []
+    var isAdversary: [Bool] = []
+    public internal(set) var hostileSent: [UInt64] = []
+    var capturedDatagrams: [[UInt8]] = []
+    var hostileStreams: UInt64 = 0
+    var adversaryVictims: [Int] = []
+    public internal(set) var madeUpMembersAtEnd: Double?
 
     /// - Parameter threads: how many threads run nodes (1 runs everything on the caller's); a run's results
     ///   are the same for any number.
@@ -249,6 +259,7 @@ public final class Simulator {
             let s = Int(o.node)
             switch o.kind {
             case .datagram(let to, let bytes):
+                if !adversarySlots.isEmpty && !isAdversary[s] { noteForReplay(bytes) }
                 network.sendDatagram(from: s, to: Int(to), bytes: bytes, now: now, rng: &rng, queue: &queue)
             case .streamOpen(let to, let stream, let bytes):
                 network.openStream(
@@ -271,7 +282,8 @@ public final class Simulator {
             }
         }
         if crashDetectedAt == nil && failedVerdicts > 0 && failedVerdicts == crashVictims * liveCount {
-            crashDetectedAt = workers.reduce(0) { max($0, $1.lastFailedVerdict) }
+            let detected = workers.reduce(0) { max($0, $1.lastFailedVerdict) }  // crash runs
+            crashDetectedAt = detected
         }
         for w in workers { w.reset(windowEnd: w.windowEnd) }
         now = latest

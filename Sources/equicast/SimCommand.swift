@@ -11,12 +11,14 @@ struct Sim: ParsableCommand {
         discussion: """
             Scenarios: join (every node joins through one seed), crash (a fraction crashes at once), partition \
             (split, then heal), churn (crashes, restarts with and without state, leaves), rollout (a signed \
-            release handed to node 0 spreads until every node has verified it). Options not given are \
+            release handed to node 0 spreads until every node has verified it), adversary (5% of the nodes \
+            hold the fleet key and send hostile messages for 60 s while 10% of the others crash; failures \
+            must still be detected within the bound, and no honest node may stay failed). Options not given are \
             derived from the seed and printed first. Exit codes: 0 passed, 3 safety violation, 4 liveness \
             failure, 5 crash of the code under test; each failure prints the command that reproduces it.
             """)
 
-    @Argument(help: "join, crash, partition, churn or rollout.") var scenario: String
+    @Argument(help: "join, crash, partition, churn, rollout or adversary.") var scenario: String
     @Option(help: "The seed (default: a random one, printed).") var seed: UInt64?
     @Option(name: [.customShort("n"), .long], help: "Number of nodes.") var nodes: Int?
     @Option(help: "Length of the fault phase, simulated seconds.") var duration: Double?
@@ -27,6 +29,10 @@ struct Sim: ParsableCommand {
     @Option(help: "Per-node upload and download rate, bits per second.") var bandwidth: UInt64?
     @Option(help: "crash: fraction of nodes that crash.") var crashFraction: Double?
     @Option(help: "churn: events per simulated second.") var churnRate: Double?
+    @Option(help: "adversary: fraction of nodes that send hostile messages.") var adversaries: Double?
+    @Option(
+        help: "adversary: the attacks, comma-separated (default all: \(Simulator.attackNames.joined(separator: ",")))")
+    var attacks: String?
     @Option(help: "rollout: the image's size, KiB (random bytes: compressed chunks are as large).")
     var releaseKib: Int?
     @Option(help: "rollout: when node 0 gets the release, simulated seconds (after the join has settled).")
@@ -45,7 +51,8 @@ struct Sim: ParsableCommand {
 
     func run() throws {
         guard let kind = Scenario(rawValue: scenario) else {
-            throw ValidationError("unknown scenario '\(scenario)' (join, crash, partition, churn, rollout)")
+            throw ValidationError(
+                "unknown scenario '\(scenario)' (join, crash, partition, churn, rollout, adversary)")
         }
         let seed = self.seed ?? UInt64.random(in: 0...UInt64.max)
         var overrides = SimOverrides()
@@ -58,6 +65,7 @@ struct Sim: ParsableCommand {
         overrides.bandwidthBitsPerSecond = bandwidth
         overrides.crashFraction = crashFraction
         overrides.churnRate = churnRate
+        overrides.adversaryFraction = adversaries
         if let k = releaseKib {
             guard (1...(256 << 10)).contains(k) else { throw ValidationError("--release-kib must be 1...262144") }
             overrides.releaseBytes = k << 10
@@ -72,10 +80,25 @@ struct Sim: ParsableCommand {
         if let n = nodes, n < 2 || n > 1 << 22 { throw ValidationError("--nodes must be 2...4194304") }
         if let t = threads, t < 1 || t > 64 { throw ValidationError("--threads must be 1...64") }
         let threadCount = threads ?? max(1, min(8, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
-        for (name, p) in [("loss", loss), ("duplicate", duplicate), ("crash-fraction", crashFraction), ("slow", slow)] {
+        for (name, p) in [
+            ("loss", loss), ("duplicate", duplicate), ("crash-fraction", crashFraction), ("slow", slow),
+            ("adversaries", adversaries),
+        ] {
             if let p, !(0...1).contains(p) { throw ValidationError("--\(name) must be between 0 and 1") }
         }
         var options = SimOptions.derive(seed: seed, scenario: kind, overrides: overrides)
+        if let attacks {
+            var picked: [Int] = []
+            for name in attacks.split(separator: ",") {
+                guard let k = Simulator.attackNames.firstIndex(of: String(name)) else {
+                    throw ValidationError(
+                        "unknown attack '\(name)' (\(Simulator.attackNames.joined(separator: ", ")))")
+                }
+                picked.append(k)
+            }
+            guard !picked.isEmpty else { throw ValidationError("--attacks names none") }
+            options.attacks = picked
+        }
         if let g = gossipInterval { options.membership.gossipInterval = g }
         if let p = probeInterval { options.membership.probeInterval = p }
         if let p = probeTimeout { options.membership.probeTimeout = p }

@@ -134,6 +134,23 @@ import Testing
         #expect(r.faultConverged != nil, "\(r.summary)")
     }
 
+    /// Issue 32: hostile nodes (5%) send every kind of hostile message for the whole fault phase while 10% of the
+    /// honest nodes crash; no node traps, the crashes are detected within the bound, and once the attack stops
+    /// every honest node's view of the honest nodes is right again (no honest node stays failed or left).
+    @Test(arguments: [11, 12] as [UInt64])
+    func adversariesDelayNothingPastItsBound(seed: UInt64) {
+        let r = run(.adversary, seed: seed, nodes: 40) {
+            $0.attackAt = 3_000
+            $0.crashAt = 8_000
+            $0.faultPhase = 16_000
+        }
+        #expect(r.outcome == .passed, "\(r.summary)")
+        #expect(r.hostileSent.allSatisfy { $0 > 0 }, "every kind of attack was sent: \(r.hostileSent)")
+        let took = (r.crashDetected ?? .max) / 1000 - r.options.crashAt
+        #expect(took <= r.options.detectionBound, "detection took \(took) ms\n\(r.summary)")
+        #expect(r.livenessConverged != nil)
+    }
+
     @Test(arguments: [7, 8] as [UInt64])
     func churnEndsInAgreement(seed: UInt64) {
         let r = run(.churn, seed: seed, nodes: 80) {

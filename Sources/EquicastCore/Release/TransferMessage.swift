@@ -190,7 +190,8 @@ public struct TransferMessage: Equatable, Sendable {
             let reason = try r.readLengthPrefixed("reason", limit: reasonByteCountMax)
             // Bytes that are not UTF-8 become replacement characters, which take more bytes: cut again, so that
             // the reason a node shows is the one it would send on.
-            m.reason = String(decoding: TransferMessage.reasonBytes(String(decoding: reason, as: UTF8.self)), as: UTF8.self)
+            m.reason = String(
+                decoding: TransferMessage.reasonBytes(String(decoding: reason, as: UTF8.self)), as: UTF8.self)
             let count = Int(try r.readUInt16("chunk count"))
             guard count <= ReleaseManifest.chunksMax else {
                 throw .invalidValue(field: "chunk count", value: UInt64(count))
