@@ -118,7 +118,9 @@ build_arch() {
   size=$(stat -c %s "$out/equicastd")
   echo "== $arch${snmp:+ with SNMP}: equicastd stripped size: $size bytes ($((size / 1024)) KiB)"
   echo "   needs: $(readelf -d "$out/equicastd" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | tr '\n' ' ')"
-  if [ -z "$snmp" ] && [ "$size" -ge $((512 * 1024)) ]; then
+  # The budget is for what ships to devices (the ARM builds); x86_64 code is larger for the same source, and
+  # that build is for testing on the host.
+  if [ -z "$snmp" ] && [ "$arch" != x86_64 ] && [ "$size" -ge $((512 * 1024)) ]; then
     echo "build.sh: $arch equicastd without SNMP is $size bytes, over the 512 KiB budget" >&2
     exit 1
   fi

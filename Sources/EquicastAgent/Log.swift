@@ -43,8 +43,9 @@ public struct Logger {
 }
 
 /// Membership changes as log lines, at most `linesMax` in any `window`: beyond that they are counted, and one
-/// line at the window's end says how many of each kind were not logged one by one. A fleet-wide event (a mass
-/// join, a site losing power) or a peer announcing members in bulk then costs a few lines, not one per member.
+/// line at the window's end says how many were not logged one by one, and how many of them were failures. A
+/// fleet-wide event (a mass join, a site losing power) or a peer announcing members in bulk then costs a few
+/// lines, not one per member.
 struct ChurnLog {
     enum Kind: Int {
         case joined = 0
@@ -78,15 +79,13 @@ struct ChurnLog {
             lines = 0
             held = [0, 0, 0, 0, 0]
         }
-        let total = held.reduce(0, +)
+        let total = held[0] + held[1] + held[2] + held[3] + held[4]
         guard total > 0 else { return nil }
-        let names = ["joined", "suspect", "failed", "left", "alive again"]
-        var parts: [String] = []
-        for (k, n) in held.enumerated() where n > 0 { parts.append("\(n) \(names[k])") }
+        let failed = held[Kind.failed.rawValue]
         return (
-            held[Kind.failed.rawValue] > 0 ? .warning : .info,
-            "membership: \(total) more changes in the last \((now - windowStart) / 1000) s, not logged one by one: "
-                + parts.joined(separator: ", ")
+            failed > 0 ? .warning : .info,
+            "membership: \(total) more changes (\(failed) failures) in the last \((now - windowStart) / 1000) s, not "
+                + "logged one by one"
         )
     }
 }

@@ -19,7 +19,7 @@ import Testing
         // The first 20 were 2 failed and 18 joined; the rest are counted.
         #expect(
             summary?.line
-                == "membership: 980 more changes in the last 10 s, not logged one by one: 882 joined, 98 failed")
+                == "membership: 980 more changes (98 failures) in the last 10 s, not logged one by one")
         // A new window starts with lines of its own again.
         let admitted = churn.admit(.left)
         #expect(admitted)

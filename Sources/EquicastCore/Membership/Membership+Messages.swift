@@ -4,6 +4,12 @@ extension Membership {
         if member != id { table.setLastHeard(member, now) }
     }
 
+    /// `member` answered a probe: the first time, it takes its place in the ring (if it would be a neighbour).
+    @inline(never)
+    mutating func answered(_ member: NodeID) {
+        if table.setAnswered(member), table.presentPosition(member) != nil { ring.add(member) }
+    }
+
     /// A gossiped member change or broadcast event (releases and statuses go to dissemination).
     mutating func absorb(_ item: GossipItem, from sender: NodeID, now: UInt64, ctx: inout NodeContext) {
         switch item {
@@ -40,9 +46,7 @@ extension Membership {
         case .ack:
             if let probe = probes.removeValue(forKey: message.probeID) {
                 heard(probe.target, now: now)
-                if table.setAnswered(probe.target), table.presentPosition(probe.target) != nil {
-                    ring.add(probe.target)
-                }
+                answered(probe.target)
             } else if let f = forwarded.removeValue(forKey: message.probeID) {
                 send(
                     Message(type: .ack, digest: digest, probeID: f.requesterProbeID), to: nil, address: f.requester,

@@ -100,8 +100,8 @@ struct Membership {
     /// sender and in all (see `mayIntroduce`).
     struct Introductions {
         var windowEnds: UInt64 = 0
-        var bySender: [NodeID: Int] = [:]
-        var total = 0
+        var bySender: [NodeID: UInt64] = [:]
+        var total: UInt64 = 0
     }
     var introductions = Introductions()
 
@@ -136,8 +136,8 @@ struct Membership {
     /// New members gossip may introduce a second, from one sender and from all, and the senders counted
     /// (`mayIntroduce`). A sender whose ring neighbours and fanout include this node sends it at most about 160
     /// records a second during a mass join; pulls bring what these leave out.
-    static let introductionsPerSenderMax = 128
-    static let introductionsMax = 1024
+    static let introductionsPerSenderMax: UInt64 = 128
+    static let introductionsMax: UInt64 = 1024
     static let introducersMax = 256
 
     /// Members a pull must add to the view for the next pull to list fingerprints (see `pullWithFingerprints`).

@@ -83,16 +83,18 @@ public struct TransferMessage: Equatable, Sendable {
     static let replyHeaderByteCount = 1 + 32 + 2 + 4
     public static let reasonByteCountMax = 200
 
-    /// A reason's UTF-8, cut to `reasonByteCountMax` bytes at a character boundary.
+    /// A reason's UTF-8, cut to `reasonByteCountMax` bytes at a character boundary (before a byte that
+    /// continues a character, 0b10xxxxxx, is never a place to cut).
     static func reasonBytes(_ reason: String) -> [UInt8] {
-        var bytes: [UInt8] = []
-        for scalar in reason.unicodeScalars {
-            let utf8 = Array(String(scalar).utf8)
-            if bytes.count + utf8.count > reasonByteCountMax { break }
-            bytes += utf8
+        var bytes = Array(reason.utf8)
+        if bytes.count > reasonByteCountMax {
+            var end = reasonByteCountMax
+            while end > 0 && bytes[end] & 0xc0 == 0x80 { end -= 1 }
+            bytes.removeSubrange(end...)
         }
         return bytes
     }
+
     /// Statuses one reply carries: what fits a stream frame.
     public static let statusesMax = (FrameLimits.streamPayloadBudget - 128) / NodeStatus.encodedByteCount
 
