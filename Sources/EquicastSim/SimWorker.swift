@@ -33,8 +33,8 @@ struct SimOutput {
 ///
 /// A worker touches only the nodes of the groups it claimed and their slots; everything else it reads (options,
 /// the release, other slots' up flags, the shared member directory) changes only between windows. Every id a
-/// node can hear was interned in the directory when its node started, between windows, so the workers only look
-/// ids up.
+/// node can hear was interned in the directory when its node started or, made up by an adversary, when it was made
+/// (both between windows), so the workers only look ids up.
 final class SimWorker {
     unowned let sim: Simulator
     let slots: UnsafeMutableBufferPointer<Simulator.Slot>

@@ -8,7 +8,9 @@ import EquicastCrypto
 /// claims about honest nodes at extreme incarnations, made-up members in bulk, statuses with extreme sequence
 /// numbers, frames under other senders' ids at the end of the sequence space, replays of honest datagrams,
 /// random payloads behind a valid seal, release announcements for releases that do not exist, and pull
-/// requests stuffed with made-up members. Everything is drawn from the run's generator, so a run replays.
+/// requests stuffed with made-up members. Everything is drawn from the run's generator, so a run replays. Every
+/// id an adversary makes up is registered in the shared member directory when it is made (between windows), as
+/// the threads that run nodes must only read the directory.
 extension Simulator {
     /// What the adversaries sent, by kind (the names `hostileKindNames` gives).
     static let hostileKindNames = [
@@ -184,6 +186,7 @@ extension Simulator {
                     rng.below(2) == 0
                     ? Simulator.address(rng.below(options.nodeCount))
                     : SocketAddress(ipv4: 192, 0, 2, UInt8(truncatingIfNeeded: rng.next()), port: Simulator.port)
+                directory.register(fake.id, address: address, key: fake.publicKey)
                 items.append(.member(fake.record(incarnation: rng.next() >> UInt64(rng.below(64)), address: address)))
             }
             payload = Message(type: .gossip, digest: rng.next(), items: items).encode()
@@ -232,10 +235,10 @@ extension Simulator {
                 .member(NodeIdentity(simulated: me.id).record(incarnation: me.incarnation, address: me.address))
             ]
             for _ in 0..<100 {
-                items.append(
-                    .member(
-                        NodeIdentity(simulated: NodeID(rawValue: rng.next())).record(
-                            incarnation: 1, address: Simulator.address(rng.below(options.nodeCount)))))
+                let fake = NodeIdentity(simulated: NodeID(rawValue: rng.next()))
+                let address = Simulator.address(rng.below(options.nodeCount))
+                directory.register(fake.id, address: address, key: fake.publicKey)
+                items.append(.member(fake.record(incarnation: 1, address: address)))
             }
             let request = Message(
                 type: .syncRequest, digest: rng.next(), items: items,

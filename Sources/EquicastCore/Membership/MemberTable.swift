@@ -51,6 +51,14 @@ public final class MemberDirectory {
         return s
     }
 
+    /// A simulator's shared directory: registers an id its nodes may hear of (a member an adversary made up),
+    /// with its address and key, between the windows in which nodes run, so that the threads running nodes
+    /// only ever find ids here, never add them.
+    public func register(_ id: NodeID, address: SocketAddress, key: [UInt8]) {
+        precondition(isShared)
+        setKey(key, slot: intern(id, address: address))
+    }
+
     /// The member's public key, checked against its id by the caller (the same for every node that holds it).
     func setKey(_ key: [UInt8], slot: UInt32) {
         if keys[Int(slot)].isEmpty { keys[Int(slot)] = key }
