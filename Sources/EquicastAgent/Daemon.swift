@@ -81,6 +81,12 @@ public final class Daemon {
             "equicastd \(AgentVersion.string) node \(state.id) (boot \(state.bootCount)) listening on \(udp.localAddress)"
                 + ", announcing \(announced)\(how)"
                 + (config.seeds.isEmpty ? "" : ", joining through \(config.seeds.count) seed(s)"))
+        if let old = state.replacedID {
+            log.log(
+                .warning,
+                "node id changed from \(old) to \(state.id): \(config.stateDirectory) had no node.key (made by a "
+                    + "version without node identities); the fleet will see \(old) stop answering and this node join")
+        }
         if releaseSettings.trustedKeys.isEmpty {
             log.log(.info, "no ReleasePublicKeyFile: this node neither installs nor spreads releases")
         } else {

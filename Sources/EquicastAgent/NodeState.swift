@@ -9,6 +9,9 @@ import EquicastPosix
 public struct NodeState: Equatable {
     public var id: NodeID
     public var bootCount: UInt64
+    /// The id `node.state` held when it was not the one the key stands for (a state directory from a version
+    /// without node keys): the fleet will see this node as a new member, and the old id stop answering.
+    public var replacedID: NodeID?
 
     public static let fileName = "node.state"
     public static let keyFileName = "node.key"
@@ -48,6 +51,7 @@ public struct NodeState: Equatable {
                         + "remove it and the node starts with a new id)", errno: 22)
             }
             state.bootCount = parsed.bootCount
+            if parsed.id != identity.id { state.replacedID = parsed.id }
         }
         state.bootCount += 1
         try FileSystem.writeFileAtomically(path, Array(state.text.utf8), mode: 0o600)

@@ -43,6 +43,19 @@ import Testing
         #expect(try String(contentsOfFile: dir + "/node.state", encoding: .utf8) == text)
     }
 
+    /// A state directory from a version without node keys: the node gets a key and the id it stands for, keeps
+    /// counting boots, and says which id it replaced (the daemon logs it); a directory with its key does not.
+    @Test func anOldStateDirectoryGetsAKeyAndSaysTheIdChanged() throws {
+        let dir = NodeStateTests.directory("upgrade")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data("id = 0123456789abcdef\nboots = 41\n".utf8).write(to: URL(fileURLWithPath: dir + "/node.state"))
+        let (upgraded, identity) = try NodeState.loadAndAdvance(directory: dir)
+        #expect(upgraded.replacedID == NodeID(rawValue: 0x0123_4567_89ab_cdef))
+        #expect(upgraded.id == identity.id && upgraded.bootCount == 42)
+        let (next, _) = try NodeState.loadAndAdvance(directory: dir)
+        #expect(next.replacedID == nil && next.id == identity.id && next.bootCount == 43)
+    }
+
     @Test func theLastBootBelowTheLimitStillStarts() throws {
         let dir = NodeStateTests.directory("last")
         defer { try? FileManager.default.removeItem(atPath: dir) }
