@@ -8,9 +8,10 @@ import EquicastCrypto
 /// claims about honest nodes at extreme incarnations, made-up members in bulk, statuses with extreme sequence
 /// numbers, frames under other senders' ids at the end of the sequence space, replays of honest datagrams,
 /// random payloads behind a valid seal, release announcements for releases that do not exist, and pull
-/// requests stuffed with made-up members. Everything is drawn from the run's generator, so a run replays. Every
-/// id an adversary makes up is registered in the shared member directory when it is made (between windows), as
-/// the threads that run nodes must only read the directory.
+/// requests stuffed with made-up members. Everything is drawn from the run's generator, so a run replays. Each
+/// adversary makes up `madeUpPerAdversary` members before the attack and announces them over and over: their
+/// ids are registered in the shared member directory then (the threads that run nodes must only read it), and
+/// a bounded number of them keeps every node's table, sized to the directory, within memory.
 extension Simulator {
     /// What the adversaries sent, by kind (the names `hostileKindNames` gives).
     static let hostileKindNames = [
@@ -22,11 +23,23 @@ extension Simulator {
         "claims", "members", "statuses", "spoof", "replay", "garbage", "releases", "pulls", "probes",
     ]
 
+    /// Members each adversary makes up (ten times the fleet in all, at 5% adversaries).
+    static let madeUpPerAdversary = 200
+
     func scheduleAttack() {
         let o = options
         adversarySlots = pickNodes(fraction: o.adversaryFraction)
         isAdversary = [Bool](repeating: false, count: o.nodeCount)
         for a in adversarySlots { isAdversary[a] = true }
+        for _ in 0..<(adversarySlots.count * Simulator.madeUpPerAdversary) {
+            let fake = NodeIdentity(simulated: NodeID(rawValue: rng.next()))
+            let address =
+                rng.below(2) == 0
+                ? Simulator.address(rng.below(o.nodeCount))
+                : SocketAddress(ipv4: 192, 0, 2, UInt8(truncatingIfNeeded: rng.next()), port: Simulator.port)
+            directory.register(fake.id, address: address, key: fake.publicKey)
+            madeUp.append((fake.id, address))
+        }
         hostileSent = [UInt64](repeating: 0, count: Simulator.hostileKindNames.count)
         var t = o.attackAt
         while t < o.faultPhase {
@@ -153,6 +166,13 @@ extension Simulator {
         }
     }
 
+    /// One of adversary `a`'s made-up members: its identity and the address it is announced at.
+    private func madeUpMember(of a: Int) -> (NodeIdentity, SocketAddress) {
+        let k =
+            adversarySlots.firstIndex(of: a)! * Simulator.madeUpPerAdversary + rng.below(Simulator.madeUpPerAdversary)
+        return (NodeIdentity(simulated: madeUp[k].id), madeUp[k].address)
+    }
+
     private func sendHostile(from a: Int, to t: Int) {
         guard let me = slots[a].node else { return }
         let kind = options.attacks[rng.below(options.attacks.count)]
@@ -181,12 +201,7 @@ extension Simulator {
             // Members of its own making, signed with keys it made, some at the addresses of honest nodes.
             var items: [GossipItem] = []
             for _ in 0..<8 {
-                let fake = NodeIdentity(simulated: NodeID(rawValue: rng.next()))
-                let address =
-                    rng.below(2) == 0
-                    ? Simulator.address(rng.below(options.nodeCount))
-                    : SocketAddress(ipv4: 192, 0, 2, UInt8(truncatingIfNeeded: rng.next()), port: Simulator.port)
-                directory.register(fake.id, address: address, key: fake.publicKey)
+                let (fake, address) = madeUpMember(of: a)
                 items.append(.member(fake.record(incarnation: rng.next() >> UInt64(rng.below(64)), address: address)))
             }
             payload = Message(type: .gossip, digest: rng.next(), items: items).encode()
@@ -235,9 +250,7 @@ extension Simulator {
                 .member(NodeIdentity(simulated: me.id).record(incarnation: me.incarnation, address: me.address))
             ]
             for _ in 0..<100 {
-                let fake = NodeIdentity(simulated: NodeID(rawValue: rng.next()))
-                let address = Simulator.address(rng.below(options.nodeCount))
-                directory.register(fake.id, address: address, key: fake.publicKey)
+                let (fake, address) = madeUpMember(of: a)
                 items.append(.member(fake.record(incarnation: 1, address: address)))
             }
             let request = Message(

@@ -129,6 +129,8 @@ public final class Simulator {
     var capturedDatagrams: [[UInt8]] = []
     var hostileStreams: UInt64 = 0
     var adversaryVictims: [Int] = []
+    /// adversary: the members the adversaries made up, `Simulator.madeUpPerAdversary` each, in their order.
+    var madeUp: [(id: NodeID, address: SocketAddress)] = []
     public internal(set) var madeUpMembersAtEnd: Double?
 
     /// - Parameter threads: how many threads run nodes (1 runs everything on the caller's); a run's results
