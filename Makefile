@@ -59,7 +59,7 @@ demo: deps build
 	cross/build.sh --arch aarch64
 	demo/fleet.sh
 
-## fuzz: run the libFuzzer targets for SECONDS each (default 60).
+## fuzz: run the six libFuzzer targets for SECONDS_EACH seconds each (default 60), or RUNS executions each.
 fuzz:
 	bench/fuzz.sh $${SECONDS_EACH:-60}
 

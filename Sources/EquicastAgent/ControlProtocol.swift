@@ -4,11 +4,40 @@ import EquicastPosix
 /// The control socket's protocol: one request line (`status`, `members`, `broadcast TEXT`), then the agent writes its answer and
 /// closes. Answers are tab-separated `key value` lines (status) or rows (members), easy to parse and to read.
 enum ControlProtocol {
-    static func respond(to request: String, daemon: Daemon, now: UInt64) -> String {
+    /// A request line, parsed: what it asks for, or the line to answer a request that is not one.
+    enum Request: Equatable {
+        case status
+        case members
+        case broadcast([UInt8])
+        case refused(String)
+
+        /// The longest request line read (then the connection is closed unanswered).
+        static let lineByteCountMax = 1024
+
+        /// Parses one request line (without its newline); any bytes, never traps.
+        init(line: [UInt8]) {
+            let request = String(decoding: line, as: UTF8.self).trimmingBlanks
+            switch request {
+            case "status": self = .status
+            case "members": self = .members
+            default:
+                if let (verb, text) = request.cut(at: 0x20), verb.sameBytes("broadcast"), !text.isEmpty {
+                    let payload = Array(text.utf8)
+                    self =
+                        payload.count <= GossipEvent.payloadByteCountMax
+                        ? .broadcast(payload)
+                        : .refused("error\tbroadcast payload over \(GossipEvent.payloadByteCountMax) bytes\n")
+                } else {
+                    self = .refused("error\tunknown request '\(request)' (status, members, broadcast TEXT)\n")
+                }
+            }
+        }
+    }
+
+    static func respond(to request: Request, daemon: Daemon, now: UInt64) -> String {
         let node = daemon.node
-        let request = request.trimmingBlanks
         switch request {
-        case "status":
+        case .status:
             let c = node.counters
             var lines: [(String, String)] = [
                 ("node", node.id.description),
@@ -51,23 +80,18 @@ enum ControlProtocol {
                 ("connections_evicted", "\(daemon.connectionsEvicted)"),
             ]
             return lines.map { $0.0 + "\t" + $0.1 + "\n" }.joined()
-        case "members":
+        case .members:
             var out = "id\taddress\tstate\tincarnation\tlast_heard_ms_ago\n"
             for m in node.members {
                 let heard = m.id == node.id ? "0" : (m.lastHeard == 0 ? "never" : "\(now - m.lastHeard)")
                 out += "\(m.id)\t\(m.address)\t\(m.state)\t\(m.incarnation)\t\(heard)\n"
             }
             return out
-        default:
-            if let (verb, text) = request.cut(at: 0x20), verb.sameBytes("broadcast"), !text.isEmpty {
-                let payload = Array(text.utf8)
-                guard payload.count <= GossipEvent.payloadByteCountMax else {
-                    return "error\tbroadcast payload over \(GossipEvent.payloadByteCountMax) bytes\n"
-                }
-                node.handleCommand(.broadcast(payload), now: now)
-                return "ok\tbroadcast queued\n"
-            }
-            return "error\tunknown request '\(request)' (status, members, broadcast TEXT)\n"
+        case .broadcast(let payload):
+            node.handleCommand(.broadcast(payload), now: now)
+            return "ok\tbroadcast queued\n"
+        case .refused(let line):
+            return line
         }
     }
 }

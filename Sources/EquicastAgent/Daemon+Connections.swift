@@ -188,10 +188,10 @@ extension Daemon {
         switch c.kind {
         case .control:
             c.inbound += readBuffer[0..<count]
-            if c.inbound.count > 1024 {
+            if c.inbound.count > ControlProtocol.Request.lineByteCountMax {
                 closeConnection(fd, c, now: now)
             } else if let nl = c.inbound.firstIndex(of: 0x0a) {
-                let request = String(decoding: c.inbound[0..<nl], as: UTF8.self)
+                let request = ControlProtocol.Request(line: Array(c.inbound[0..<nl]))
                 c.outbound = Array(ControlProtocol.respond(to: request, daemon: self, now: now).utf8)
                 c.closeAfterWrite = true
             }
