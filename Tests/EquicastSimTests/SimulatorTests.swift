@@ -196,7 +196,13 @@ import Testing
     @Test(arguments: seeds)
     func derivedRunPasses(seed: UInt64) {
         for scenario in Scenario.allCases {
-            let options = SimOptions.derive(seed: seed, scenario: scenario, overrides: SimOverrides())
+            var overrides = SimOverrides()
+            if scenario == .adversary {
+                // Its 60 s attack on up to 200 nodes takes minutes in a debug build: a smaller fleet, a shorter one.
+                overrides.nodeCount = 40
+                overrides.faultPhase = 25_000
+            }
+            let options = SimOptions.derive(seed: seed, scenario: scenario, overrides: overrides)
             let sim = Simulator(options: options)
             let outcome = sim.run()
             let report = SimReport(simulator: sim, outcome: outcome)
