@@ -47,19 +47,21 @@ public struct Logger {
 /// fleet-wide event (a mass join, a site losing power) or a peer announcing members in bulk then costs a few
 /// lines, not one per member.
 struct ChurnLog {
-    enum Kind: Int {
-        case joined = 0
-        case suspect = 1
-        case failed = 2
-        case left = 3
-        case recovered = 4
+    enum Kind {
+        case joined
+        case suspect
+        case failed
+        case left
+        case recovered
     }
 
     static let window: UInt64 = 10_000
     static let linesMax = 20
     var windowStart: UInt64 = 0
     var lines = 0
-    var held = [0, 0, 0, 0, 0]
+    /// Changes held back in this window, and how many of them were failures.
+    var held = 0
+    var heldFailures = 0
 
     /// Whether a change of `kind` gets its own line (call `flush` first); if not, it is counted for the summary.
     mutating func admit(_ kind: Kind) -> Bool {
@@ -67,7 +69,8 @@ struct ChurnLog {
             lines += 1
             return true
         }
-        held[kind.rawValue] += 1
+        held += 1
+        if kind == .failed { heldFailures += 1 }
         return false
     }
 
@@ -77,15 +80,14 @@ struct ChurnLog {
         defer {
             windowStart = now
             lines = 0
-            held = [0, 0, 0, 0, 0]
+            held = 0
+            heldFailures = 0
         }
-        let total = held[0] + held[1] + held[2] + held[3] + held[4]
-        guard total > 0 else { return nil }
-        let failed = held[Kind.failed.rawValue]
+        guard held > 0 else { return nil }
         return (
-            failed > 0 ? .warning : .info,
-            "membership: \(total) more changes (\(failed) failures) in the last \((now - windowStart) / 1000) s, not "
-                + "logged one by one"
+            heldFailures > 0 ? .warning : .info,
+            "membership: \(held) more changes (\(heldFailures) failures) in the last \((now - windowStart) / 1000) s, "
+                + "not logged one by one"
         )
     }
 }
